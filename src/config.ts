@@ -1,0 +1,226 @@
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { Value } from '@sinclair/typebox/value'
+import { InstancesFileSchema, type InstanceConfig } from './instances-schema.ts'
+
+export type Env = Record<string, string | undefined>
+
+export type RedisConfig =
+  | { mode: 'url'; url: string; commandTimeoutMs: number }
+  | { mode: 'sentinel'; sentinels: { host: string; port: number }[]; masterName: string; commandTimeoutMs: number }
+  /** No REDIS_URL: `hookgate start` runs redis-server itself; other roles refuse. */
+  | { mode: 'embedded'; commandTimeoutMs: number }
+
+export interface Config {
+  http: {
+    port: number
+    host: string
+    /** Largest webhook body accepted, bytes (MAX_BODY_BYTES, 1 MiB). */
+    maxBodyBytes: number
+    /** How far X-Chatwoot-Timestamp may be from our clock, seconds (SIGNATURE_TOLERANCE_SECONDS, 300). */
+    signatureToleranceSeconds: number
+    /** Base of the webhook URL printed for operators (PUBLIC_URL, default http://localhost:PORT). */
+    publicUrl: string
+  }
+  redis: RedisConfig
+  queue: {
+    /** BullMQ key prefix; the hash tag keeps every queue key in one Redis Cluster slot. */
+    prefix: string
+    /** Dedupe lock lifetime, ms (WEBHOOK_JOB_CREATE_LOCK_TTL, 5000). */
+    lockTtlMs: number
+    /** Tries of one webhook job before it is failed (WEBHOOK_JOB_ATTEMPTS, 8). */
+    webhookAttempts: number
+    /** First retry delay, ms, doubled per attempt with jitter (WEBHOOK_JOB_BACKOFF_MS, 1000). */
+    webhookBackoffMs: number
+    /** Finished jobs kept for dedupe and inspection: age in seconds and count (JOB_RETENTION_SECONDS, JOB_RETENTION_COUNT). */
+    retentionSeconds: number
+    retentionCount: number
+  }
+  log: { level: LogLevel }
+  adminToken: string | undefined
+  /** Where hookgate keeps local state: embedded Redis data, the default instance token (HOOKGATE_DATA_DIR). */
+  dataDir: string
+  instances: readonly InstanceConfig[]
+  /** Where the instances came from: a file, or the generated `default` instance. */
+  instancesSource: { kind: 'file'; path: string } | { kind: 'default' }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = (typeof LOG_LEVELS)[number]
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+/** The only reader of the environment: validates all of it, reports every problem at once. */
+export function loadConfig(env: Env): Config {
+  const problems: string[] = []
+  const read = reader(env, problems)
+
+  const port = read.int('PORT', 3000, 0, 65535)
+  const dataDir = resolve(read.str('HOOKGATE_DATA_DIR', '.hookgate'))
+  const commandTimeoutMs = read.int('REDIS_COMMAND_TIMEOUT_MS', 2000, 50, 60_000)
+  const redis = readRedis(env, read, problems, commandTimeoutMs)
+  const instancesPath = env.HOOKGATE_CONFIG?.trim()
+  const instances = instancesPath
+    ? readInstancesFile(instancesPath, env, problems)
+    : [defaultInstance(dataDir)]
+
+  const config: Config = {
+    http: {
+      port,
+      host: read.str('HOST', '0.0.0.0'),
+      maxBodyBytes: read.int('MAX_BODY_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
+      signatureToleranceSeconds: read.int('SIGNATURE_TOLERANCE_SECONDS', 300, 1, 86_400),
+      publicUrl: read.str('PUBLIC_URL', `http://localhost:${port}`).replace(/\/+$/, ''),
+    },
+    redis,
+    queue: {
+      prefix: '{hookgate}',
+      lockTtlMs: read.int('WEBHOOK_JOB_CREATE_LOCK_TTL', 5000, 100, 86_400_000),
+      webhookAttempts: read.int('WEBHOOK_JOB_ATTEMPTS', 8, 1, 100),
+      webhookBackoffMs: read.int('WEBHOOK_JOB_BACKOFF_MS', 1000, 10, 3_600_000),
+      retentionSeconds: read.int('JOB_RETENTION_SECONDS', 86_400, 1, 30 * 86_400),
+      retentionCount: read.int('JOB_RETENTION_COUNT', 100_000, 1, 10_000_000),
+    },
+    log: { level: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info') },
+    adminToken: readAdminToken(env, problems),
+    dataDir,
+    instances,
+    instancesSource: instancesPath ? { kind: 'file', path: resolve(instancesPath) } : { kind: 'default' },
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+  return deepFreeze(config)
+}
+
+function reader(env: Env, problems: string[]) {
+  const value = (name: string) => {
+    const raw = env[name]?.trim()
+    return raw === undefined || raw === '' ? undefined : raw
+  }
+  return {
+    str(name: string, fallback: string): string {
+      return value(name) ?? fallback
+    },
+    int(name: string, fallback: number, min: number, max: number): number {
+      const raw = value(name)
+      if (raw === undefined) return fallback
+      const n = Number(raw)
+      if (!/^\d+$/.test(raw) || n < min || n > max) {
+        problems.push(`${name}=${JSON.stringify(raw)}: expected a whole number from ${min} to ${max}`)
+        return fallback
+      }
+      return n
+    },
+    bool(name: string, fallback: boolean): boolean {
+      const raw = value(name)?.toLowerCase()
+      if (raw === undefined) return fallback
+      if (['true', '1', 'yes', 'on'].includes(raw)) return true
+      if (['false', '0', 'no', 'off'].includes(raw)) return false
+      problems.push(`${name}=${JSON.stringify(raw)}: expected true or false`)
+      return fallback
+    },
+    oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+      const raw = value(name)?.toLowerCase()
+      if (raw === undefined) return fallback
+      if ((allowed as readonly string[]).includes(raw)) return raw as T
+      problems.push(`${name}=${JSON.stringify(raw)}: expected one of ${allowed.join(', ')}`)
+      return fallback
+    },
+  }
+}
+
+function readRedis(env: Env, read: ReturnType<typeof reader>, problems: string[], commandTimeoutMs: number): RedisConfig {
+  if (read.bool('REDIS_SENTINEL_ENABLED', false)) {
+    const list = read.str('REDIS_SENTINELS', '')
+    const sentinels = list.split(',').map((s) => s.trim()).filter(Boolean).map((entry) => {
+      const match = /^([^\s:]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(entry)
+      if (!match) problems.push(`REDIS_SENTINELS: ${JSON.stringify(entry)} is not host:port`)
+      return { host: (match?.[1] ?? '').replace(/^\[|\]$/g, ''), port: Number(match?.[2] ?? 0) }
+    })
+    if (sentinels.length === 0) problems.push('REDIS_SENTINELS: required when REDIS_SENTINEL_ENABLED=true (host:port,host:port)')
+    return { mode: 'sentinel', sentinels, masterName: read.str('REDIS_MASTER_NAME', 'mymaster'), commandTimeoutMs }
+  }
+  const url = env.REDIS_URL?.trim()
+  if (!url) return { mode: 'embedded', commandTimeoutMs }
+  if (!/^(rediss?|unix):\/\/./.test(url)) {
+    problems.push('REDIS_URL: expected redis://[user:password@]host:port[/db], rediss://… or unix:///path/to/redis.sock')
+  }
+  return { mode: 'url', url, commandTimeoutMs }
+}
+
+function readAdminToken(env: Env, problems: string[]): string | undefined {
+  const token = env.ADMIN_TOKEN?.trim()
+  if (!token) return undefined
+  if (token.length < 16) problems.push('ADMIN_TOKEN: use at least 16 characters')
+  return token
+}
+
+/** Reads the instances file: JSON, `${ENV}` interpolated in string values, then schema-checked. */
+function readInstancesFile(path: string, env: Env, problems: string[]): InstanceConfig[] {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'))
+  } catch (error) {
+    problems.push(`HOOKGATE_CONFIG: cannot read ${path}: ${(error as Error).message}`)
+    return []
+  }
+  const interpolated = interpolateEnv(parsed, env, '', problems)
+  const schemaErrors = [...Value.Errors(InstancesFileSchema, interpolated)]
+  for (const error of schemaErrors.slice(0, 20)) {
+    problems.push(`${path}: ${error.path || '/'}: ${error.message}`)
+  }
+  if (schemaErrors.length > 0) return []
+  const { instances } = interpolated as { instances: InstanceConfig[] }
+  const seen = new Set<string>()
+  instances.forEach((instance, i) => {
+    if (seen.has(instance.id)) problems.push(`${path}: /instances/${i}/id: duplicate instance id ${JSON.stringify(instance.id)}`)
+    seen.add(instance.id)
+    if (!instance.tokens?.length && !instance.webhookSecret?.length) {
+      problems.push(`${path}: /instances/${i}: give "tokens" or "webhookSecret" (or both), or nothing can authenticate`)
+    }
+  })
+  return instances
+}
+
+function interpolateEnv(value: unknown, env: Env, at: string, problems: string[]): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+      const found = env[name]
+      if (found === undefined) problems.push(`HOOKGATE_CONFIG: ${at || '/'}: environment variable ${name} is not set`)
+      return found ?? ''
+    })
+  }
+  if (Array.isArray(value)) return value.map((item, i) => interpolateEnv(item, env, `${at}/${i}`, problems))
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolateEnv(v, env, `${at}/${k}`, problems)]))
+  }
+  return value
+}
+
+/** With no instances file: one instance `default` whose token is made once and kept in the data dir. */
+function defaultInstance(dataDir: string): InstanceConfig {
+  const tokenFile = join(dataDir, 'default-token')
+  if (!existsSync(tokenFile)) {
+    mkdirSync(dataDir, { recursive: true })
+    try {
+      writeFileSync(tokenFile, randomBytes(24).toString('base64url'), { mode: 0o600, flag: 'wx' })
+    } catch (error) {
+      // Another process of this host made it first; theirs is the token.
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    }
+  }
+  return { id: 'default', tokens: [readFileSync(tokenFile, 'utf8').trim()], routes: [] }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child)
+    Object.freeze(value)
+  }
+  return value
+}

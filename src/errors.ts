@@ -1,0 +1,71 @@
+/** Every failure we answer with: a snake_case code, an HTTP status, and whether trying again may help. */
+export class HookgateError extends Error {
+  constructor(
+    readonly code: string,
+    readonly status: number,
+    message: string,
+    readonly retryable = false,
+  ) {
+    super(message)
+    this.name = new.target.name
+  }
+}
+
+export class InvalidJson extends HookgateError {
+  constructor(message = 'The body is not valid JSON.') {
+    super('invalid_json', 400, message)
+  }
+}
+
+export class InvalidEvent extends HookgateError {
+  constructor(message: string) {
+    super('invalid_event', 400, message)
+  }
+}
+
+export class InvalidRequest extends HookgateError {
+  constructor(message: string) {
+    super('invalid_request', 400, message)
+  }
+}
+
+/** One answer for an unknown instance and a bad credential: it must not tell which instances exist. */
+export class Unauthorized extends HookgateError {
+  constructor() {
+    super('unauthorized', 401, 'Unknown instance or invalid credentials.')
+  }
+}
+
+export class NotFound extends HookgateError {
+  constructor() {
+    super('not_found', 404, 'No such route.')
+  }
+}
+
+export class PayloadTooLarge extends HookgateError {
+  constructor(limitBytes: number) {
+    super('payload_too_large', 413, `The body is larger than ${limitBytes} bytes.`)
+  }
+}
+
+export class UnsupportedMediaType extends HookgateError {
+  constructor() {
+    super('unsupported_media_type', 415, 'Send the event as Content-Type: application/json.')
+  }
+}
+
+export class Unavailable extends HookgateError {
+  constructor(message = 'The event could not be accepted right now; try again.') {
+    super('unavailable', 503, message, true)
+  }
+}
+
+export interface ErrorBody {
+  error: string
+  message: string
+  requestId?: string
+}
+
+export function toErrorBody(error: HookgateError, requestId: string | undefined): ErrorBody {
+  return requestId ? { error: error.code, message: error.message, requestId } : { error: error.code, message: error.message }
+}

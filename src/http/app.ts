@@ -1,0 +1,58 @@
+import { Elysia } from 'elysia'
+import type { Redis } from 'ioredis'
+import type { Config } from '../config.ts'
+import { HookgateError, InvalidJson, InvalidRequest, NotFound, toErrorBody } from '../errors.ts'
+import type { Instances } from '../instances.ts'
+import type { Log } from '../log.ts'
+import type { Enqueuer } from '../queue/enqueue.ts'
+import { docsRoutes } from './docs.ts'
+import { healthRoutes } from './health.ts'
+import { requestContext, requestIdOf } from './request-context.ts'
+import { webhookRoutes } from './webhook.ts'
+
+export interface AppDeps {
+  config: Config
+  log: Log
+  instances: Instances
+  enqueuer: Enqueuer
+  /** The commands connection; /health reads its state without a round trip. */
+  redis: Redis
+}
+
+/** The whole HTTP surface, built from deps; never listens (tests call `app.handle`). */
+export function createApp(deps: AppDeps) {
+  const { log } = deps
+  return new Elysia({ name: 'hookgate' })
+    .error({ HookgateError })
+    .use(requestContext)
+    .onError(function answerError({ code, error, set, request, path, ...context }) {
+      const requestId = (context as { requestId?: string }).requestId ?? requestIdOf(request)
+      const known = toHookgateError(code, error)
+      set.headers['x-request-id'] = requestId
+      if (known) {
+        set.status = known.status
+        log.info({ reqId: requestId, path, status: known.status, error: known.code }, 'request refused')
+        return toErrorBody(known, requestId)
+      }
+      log.error({ reqId: requestId, path, err: error }, 'unhandled error')
+      set.status = 500
+      return { error: 'internal_error', message: 'Something went wrong on our side; it is logged under this request id.', requestId }
+    })
+    .use(healthRoutes(deps))
+    .use(docsRoutes())
+    .use(webhookRoutes(deps))
+}
+
+function toHookgateError(code: string | number, error: unknown): HookgateError | undefined {
+  if (error instanceof HookgateError) return error
+  switch (code) {
+    case 'PARSE':
+      return new InvalidJson()
+    case 'VALIDATION':
+      return new InvalidRequest((error as { summary?: string }).summary ?? 'The request does not match its schema.')
+    case 'NOT_FOUND':
+      return new NotFound()
+    default:
+      return undefined
+  }
+}

@@ -1,0 +1,57 @@
+import { openapi } from '@elysiajs/openapi'
+import { Elysia } from 'elysia'
+import swaggerCss from 'swagger-ui-dist/swagger-ui.css' with { type: 'file' }
+import swaggerBundle from 'swagger-ui-dist/swagger-ui-bundle.js' with { type: 'file' }
+
+const ASSETS = '/docs/assets'
+
+/**
+ * Swagger UI at /docs and the OpenAPI document at /docs/json. The UI's files are embedded (imported as files, which
+ * `bun build --compile` packs into the binary) and served by us: the plugin's default CDN is unreachable behind a
+ * firewall, and the page would be blank.
+ */
+export function docsRoutes() {
+  return new Elysia({ name: 'docs' })
+    .use(
+      openapi({
+        path: '/docs',
+        specPath: '/docs/json',
+        provider: 'swagger-ui',
+        swagger: { theme: `${ASSETS}/swagger-ui.css`, cdn: `${ASSETS}/swagger-ui-bundle.js`, autoDarkMode: false },
+        exclude: { paths: [/^\/docs/] },
+        documentation: {
+          info: {
+            title: 'hookgate',
+            version: '0.1.0',
+            description:
+              'Chatwoot webhook gateway: receives webhooks from many Chatwoot installations, answers in milliseconds, ' +
+              'and queues each event exactly once. Every error is JSON: `{ "error": "<code>", "message": "…", "requestId": "…" }`.',
+          },
+          tags: [
+            { name: 'webhooks', description: 'Where Chatwoot sends its events' },
+            { name: 'operations', description: 'Health and documentation' },
+          ],
+          components: {
+            securitySchemes: {
+              chatwootSignature: {
+                type: 'apiKey',
+                in: 'header',
+                name: 'X-Chatwoot-Signature',
+                description:
+                  'Chatwoot 4.12+: `sha256=<hex HMAC-SHA256 of "<X-Chatwoot-Timestamp>.<raw body>">` with the instance\'s webhookSecret.',
+              },
+              queryToken: { type: 'apiKey', in: 'query', name: 'token', description: 'One of the instance\'s tokens.' },
+              bearerToken: { type: 'http', scheme: 'bearer', description: 'One of the instance\'s tokens.' },
+              apiAccessToken: { type: 'apiKey', in: 'header', name: 'api_access_token', description: 'One of the instance\'s tokens.' },
+            },
+          },
+        },
+      }),
+    )
+    .get(`${ASSETS}/swagger-ui.css`, () => asset(swaggerCss, 'text/css; charset=utf-8'))
+    .get(`${ASSETS}/swagger-ui-bundle.js`, () => asset(swaggerBundle, 'text/javascript; charset=utf-8'))
+}
+
+function asset(path: string, type: string): Response {
+  return new Response(Bun.file(path), { headers: { 'content-type': type, 'cache-control': 'public, max-age=86400' } })
+}

@@ -1,0 +1,134 @@
+import { Elysia, t } from 'elysia'
+import { PayloadTooLarge, UnsupportedMediaType } from '../errors.ts'
+import { credentialsFrom, dedupeKey, parseEvent, verifyChatwoot } from '../ingest/chatwoot.ts'
+import type { EnqueueResult } from '../queue/enqueue.ts'
+import type { AppDeps } from './app.ts'
+import { requestContext } from './request-context.ts'
+import { errorResponse } from './schemas.ts'
+
+const Queued = t.Object(
+  { status: t.Literal('queued'), jobId: t.String({ description: 'The event\'s dedupe key' }) },
+  { description: 'First arrival: the event is queued' },
+)
+const AlreadyQueued = t.Object(
+  { status: t.Literal('already_queued'), jobId: t.String() },
+  { description: 'A repeat of an event that is queued already; nothing new was queued' },
+)
+
+const documentation = {
+  tags: ['webhooks'],
+  security: ['chatwootSignature', 'queryToken', 'bearerToken', 'apiAccessToken'].map((scheme): Record<string, string[]> => ({
+    [scheme]: [],
+  })),
+  requestBody: {
+    required: true,
+    description: 'A Chatwoot webhook payload, byte for byte as Chatwoot sent it (compact JSON with an `event` name).',
+    content: {
+      'application/json': {
+        schema: {
+          type: 'object' as const,
+          required: ['event'],
+          properties: { event: { type: 'string' as const, examples: ['message_created'] } },
+          additionalProperties: true,
+        },
+      },
+    },
+  },
+}
+
+const responses = {
+  202: Queued,
+  200: AlreadyQueued,
+  400: errorResponse('`invalid_json`: the body is not JSON; `invalid_event`: not an object, or no `event` name'),
+  401: errorResponse('`unauthorized`: unknown instance, or no valid signature or token (the same answer for both)'),
+  413: errorResponse('`payload_too_large`: the body is over MAX_BODY_BYTES'),
+  415: errorResponse('`unsupported_media_type`: the body is not sent as application/json'),
+  503: errorResponse('`unavailable`: the event could not be stored; send it again'),
+}
+
+/** POST /webhook/chatwoot/:instance, and POST /webhook/chatwoot with the instance in X-Chatwoot-Instance-Id. */
+export function webhookRoutes(deps: AppDeps) {
+  const { config, instances, enqueuer, log } = deps
+  const { maxBodyBytes, signatureToleranceSeconds } = config.http
+  const decoder = new TextDecoder()
+
+  async function receive(
+    request: Request,
+    instanceId: string,
+    query: Record<string, string | undefined>,
+    requestId: string,
+  ): Promise<EnqueueResult> {
+    const started = performance.now()
+    requireJson(request.headers)
+    const raw = await readBody(request, maxBodyBytes)
+    const instance = instances.get(instanceId)
+    verifyChatwoot(instance, credentialsFrom(request.headers, query), raw, Date.now() / 1000, signatureToleranceSeconds)
+    const body = decoder.decode(raw)
+    const event = parseEvent(body)
+    const deliveryId = request.headers.get('x-chatwoot-delivery')
+    const result = await enqueuer.enqueueWebhook(dedupeKey(instance.id, event, raw, deliveryId), {
+      instanceId: instance.id,
+      event: event.event,
+      body,
+      deliveryId: deliveryId ?? undefined,
+      receivedAt: Date.now(),
+    })
+    log.info(
+      { reqId: requestId, instance: instance.id, event: event.event, jobId: result.jobId, ms: elapsedMs(started) },
+      result.status,
+    )
+    return result
+  }
+
+  return new Elysia({ name: 'webhook' })
+    .use(requestContext)
+    .post(
+      '/webhook/chatwoot/:instance',
+      async ({ request, params, query, requestId, status }) => {
+        const result = await receive(request, params.instance, query, requestId)
+        return result.status === 'queued' ? status(202, result) : status(200, result)
+      },
+      {
+        parse: 'none',
+        params: t.Object({ instance: t.String({ description: 'The instance id from the instances file' }) }),
+        response: responses,
+        detail: { ...documentation, summary: 'Receive one Chatwoot webhook for an instance' },
+      },
+    )
+    .post(
+      '/webhook/chatwoot',
+      async ({ request, query, requestId, status }) => {
+        const instanceId = request.headers.get('x-chatwoot-instance-id') ?? ''
+        const result = await receive(request, instanceId, query, requestId)
+        return result.status === 'queued' ? status(202, result) : status(200, result)
+      },
+      {
+        parse: 'none',
+        response: responses,
+        detail: {
+          ...documentation,
+          summary: 'Receive one Chatwoot webhook; the instance is named in X-Chatwoot-Instance-Id',
+          parameters: [{ name: 'X-Chatwoot-Instance-Id', in: 'header', required: true, schema: { type: 'string' } }],
+        },
+      },
+    )
+}
+
+function requireJson(headers: Headers): void {
+  const type = headers.get('content-type')
+  const media = type?.split(';', 1)[0]?.trim().toLowerCase()
+  if (media !== 'application/json') throw new UnsupportedMediaType()
+}
+
+/** The body as bytes, refused unread when it declares more than the limit. Bun caps what it buffers a little above. */
+async function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
+  const declared = Number(request.headers.get('content-length') ?? 0)
+  if (declared > maxBytes) throw new PayloadTooLarge(maxBytes)
+  const raw = await request.bytes()
+  if (raw.byteLength > maxBytes) throw new PayloadTooLarge(maxBytes)
+  return raw
+}
+
+function elapsedMs(started: number): number {
+  return Math.round((performance.now() - started) * 100) / 100
+}

@@ -1,0 +1,59 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+/** An instance id is a URL path segment and part of every Redis key: keep it plain. */
+export const INSTANCE_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$'
+
+const Destination = Type.Object(
+  {
+    url: Type.String({ pattern: '^https?://', description: 'Where matching events are POSTed' }),
+    secret: Type.Optional(Type.String({ minLength: 16, description: 'Signs deliveries (Standard Webhooks)' })),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 120_000, default: 10_000 })),
+    maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    debounceMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 3_600_000 })),
+  },
+  { additionalProperties: false },
+)
+
+const Route = Type.Object(
+  {
+    events: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
+    messageTypes: Type.Optional(
+      Type.Array(Type.Union([Type.Literal('incoming'), Type.Literal('outgoing'), Type.Literal('template')]), { minItems: 1 }),
+    ),
+    inboxes: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1 })),
+    private: Type.Optional(Type.Boolean()),
+    destination: Destination,
+  },
+  { additionalProperties: false },
+)
+
+const Instance = Type.Object(
+  {
+    id: Type.String({ pattern: INSTANCE_ID_PATTERN }),
+    /** Shared tokens for `?token=`, `Authorization: Bearer` or `api_access_token`; several allow rotation. */
+    tokens: Type.Optional(Type.Array(Type.String({ minLength: 16 }))),
+    /** Chatwoot 4.12+ webhook signing secrets (account webhook, API inbox and agent bot each have their own). */
+    webhookSecret: Type.Optional(
+      Type.Union([Type.String({ minLength: 8 }), Type.Array(Type.String({ minLength: 8 }), { minItems: 1 })]),
+    ),
+    chatwoot: Type.Optional(
+      Type.Object(
+        {
+          url: Type.String({ pattern: '^https?://' }),
+          apiAccessToken: Type.String({ minLength: 1 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    routes: Type.Optional(Type.Array(Route)),
+  },
+  { additionalProperties: false },
+)
+
+export const InstancesFileSchema = Type.Object(
+  { instances: Type.Array(Instance, { minItems: 1 }) },
+  { additionalProperties: false },
+)
+
+export type InstanceConfig = Static<typeof Instance>
+export type RouteConfig = Static<typeof Route>

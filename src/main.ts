@@ -1,0 +1,145 @@
+#!/usr/bin/env bun
+import { startApi } from './api.ts'
+import { ConfigError, loadConfig, type Config } from './config.ts'
+import { RedisServerMissing, startEmbeddedRedis } from './embedded-redis.ts'
+import { createLogger, type Log } from './log.ts'
+import { createRedis, waitForReady, type ConnectedRedisConfig } from './redis.ts'
+
+const USAGE = `usage: hookgate <command>
+
+  start    run the gateway (API; an embedded redis-server when REDIS_URL is unset)
+  api      run one API process (needs REDIS_URL or Sentinel settings)
+  worker   run one worker process
+  check    validate the configuration and reach Redis, then exit
+
+Configuration comes from the environment and the instances file (HOOKGATE_CONFIG); see README.md.`
+
+async function main(argv: string[]): Promise<number> {
+  const command = argv[0]
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    console.log(USAGE)
+    return command ? 0 : 2
+  }
+  if (!['start', 'api', 'worker', 'check'].includes(command)) {
+    console.error(`hookgate: unknown command ${JSON.stringify(command)}\n\n${USAGE}`)
+    return 2
+  }
+
+  let config: Config
+  try {
+    config = loadConfig(process.env)
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    console.error(`hookgate: ${error.message}`)
+    return 2
+  }
+  const log = createLogger(config.log)
+
+  switch (command) {
+    case 'start':
+      return start(config, log)
+    case 'api':
+      return api(config, log)
+    case 'worker':
+      console.error('hookgate worker: not yet: the worker runtime is the next piece of work.')
+      return 0
+    default:
+      return check(config, log)
+  }
+}
+
+async function start(config: Config, log: Log): Promise<number> {
+  let embedded: Awaited<ReturnType<typeof startEmbeddedRedis>> | undefined
+  if (config.redis.mode === 'embedded') {
+    try {
+      embedded = await startEmbeddedRedis(config.dataDir, log)
+    } catch (error) {
+      if (!(error instanceof RedisServerMissing)) throw error
+      console.error(`hookgate: ${error.message}`)
+      return 1
+    }
+  }
+  const redis: ConnectedRedisConfig =
+    config.redis.mode === 'embedded' ? { mode: 'url', url: embedded!.url, commandTimeoutMs: config.redis.commandTimeoutMs } : config.redis
+  const running = await startApi(config, redis, log)
+  printWebhookUrls(config, running.port)
+  return untilSignalled(log, async () => {
+    await running.stop()
+    await embedded?.stop()
+  })
+}
+
+async function api(config: Config, log: Log): Promise<number> {
+  if (config.redis.mode === 'embedded') {
+    console.error(
+      'hookgate api: set REDIS_URL (or REDIS_SENTINEL_ENABLED with REDIS_SENTINELS); ' +
+        'only `hookgate start` runs a Redis of its own.',
+    )
+    return 2
+  }
+  const running = await startApi(config, config.redis, log)
+  return untilSignalled(log, () => running.stop())
+}
+
+/** Validates the configuration (done by now) and reaches Redis; prints what it found. */
+async function check(config: Config, log: Log): Promise<number> {
+  console.log(`configuration ok: ${config.instances.length} instance(s) from ${describeSource(config)}`)
+  if (config.redis.mode === 'embedded') {
+    const binary = Bun.which('redis-server')
+    console.log(binary ? `redis: none configured; hookgate start will run ${binary}` : `redis: ${new RedisServerMissing().message}`)
+    return binary ? 0 : 1
+  }
+  const redis = createRedis(config.redis, 'commands', log)
+  try {
+    if (!(await waitForReady(redis, 5000))) {
+      console.error('redis: not reachable within 5 s')
+      return 1
+    }
+    const info = await redis.info('server')
+    const version = /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown'
+    const policy = await redis.config('GET', 'maxmemory-policy').then((r) => (r as string[])[1], () => 'unknown')
+    console.log(`redis: reachable, version ${version}, maxmemory-policy ${policy}`)
+    if (policy !== 'noeviction' && policy !== 'unknown') {
+      console.log('redis: warning: set maxmemory-policy noeviction, or Redis may evict queued jobs under memory pressure')
+    }
+    return 0
+  } finally {
+    redis.disconnect()
+  }
+}
+
+function describeSource(config: Config): string {
+  return config.instancesSource.kind === 'file' ? config.instancesSource.path : 'the built-in default instance'
+}
+
+/** The URLs to paste into Chatwoot. Goes to stderr for a human; the default token is shown because it is theirs to paste. */
+function printWebhookUrls(config: Config, port: number): void {
+  const base = config.http.publicUrl.replace(`:${config.http.port}`, `:${port}`)
+  const lines = config.instances.map((instance) =>
+    config.instancesSource.kind === 'default'
+      ? `  ${base}/webhook/chatwoot/${instance.id}?token=${instance.tokens?.[0]}`
+      : `  ${base}/webhook/chatwoot/${instance.id}${instance.tokens?.length ? '?token=<one of its tokens>' : ''}`,
+  )
+  console.error(`hookgate is listening. Point Chatwoot's webhook at:\n${lines.join('\n')}`)
+}
+
+/** Runs until SIGTERM or SIGINT, then stops once and exits 0. */
+function untilSignalled(log: Log, stop: () => Promise<void>): Promise<number> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: string) => {
+      log.info({ signal }, 'shutting down')
+      stop().then(
+        () => resolve(0),
+        (error) => {
+          log.error({ err: error }, 'shutdown failed')
+          resolve(1)
+        },
+      )
+    }
+    process.once('SIGTERM', onSignal)
+    process.once('SIGINT', onSignal)
+  })
+}
+
+const code = await main(process.argv.slice(2))
+process.exit(code)

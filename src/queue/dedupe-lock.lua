@@ -1,0 +1,18 @@
+--[[
+  Takes the dedupe lock of one webhook, unless it is held or the job it guards still exists.
+
+  KEYS[1]  dedupe lock key   ({hookgate}:dedupe:<dedupeKey>)
+  KEYS[2]  BullMQ job key    ({hookgate}:webhook:<dedupeKey>)
+  ARGV[1]  lock lifetime, ms
+  ARGV[2]  owner (a value unique to this request, so only its owner releases the lock)
+
+  Returns 1 when the caller now holds the lock and must enqueue the job;
+          0 when the event is already queued (lock held by another request, or the job exists).
+]]
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return 0
+end
+if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[1]) then
+  return 1
+end
+return 0

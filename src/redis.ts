@@ -1,0 +1,71 @@
+import { Redis, type RedisOptions } from 'ioredis'
+import type { RedisConfig } from './config.ts'
+import type { Log } from './log.ts'
+
+/**
+ * What a connection is for decides how it fails:
+ * - `producer`: BullMQ `Queue.add`; no auto-pipelining (it makes `add` ~35 % slower), fails fast when Redis is away.
+ * - `commands`: locks, limits, health; auto-pipelined (~50 % faster for short commands), fails fast.
+ * - `worker`: BullMQ workers; blocking commands, so no command timeout and retries forever (BullMQ requires it).
+ */
+export type RedisPurpose = 'producer' | 'commands' | 'worker'
+
+export type ConnectedRedisConfig = Exclude<RedisConfig, { mode: 'embedded' }>
+
+export function createRedis(config: ConnectedRedisConfig, purpose: RedisPurpose, log: Log): Redis {
+  const options: RedisOptions = {
+    connectionName: `hookgate:${purpose}:${process.pid}`,
+    ...(purpose === 'worker'
+      ? { maxRetriesPerRequest: null }
+      : {
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 1,
+          commandTimeout: config.commandTimeoutMs,
+          enableAutoPipelining: purpose === 'commands',
+        }),
+    retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2000),
+  }
+  const redis = connect(config, options)
+  reportConnectionErrors(redis, purpose, log)
+  return redis
+}
+
+function connect(config: ConnectedRedisConfig, options: RedisOptions): Redis {
+  if (config.mode === 'sentinel') {
+    return new Redis({ ...options, sentinels: config.sentinels, name: config.masterName })
+  }
+  if (config.url.startsWith('unix://')) {
+    return new Redis({ ...options, path: config.url.slice('unix://'.length) })
+  }
+  return new Redis(config.url, options)
+}
+
+/** One log line when a connection goes down and one when it is back, not one per failed retry. */
+function reportConnectionErrors(redis: Redis, purpose: RedisPurpose, log: Log): void {
+  let down = false
+  redis.on('error', (error: Error) => {
+    if (down) return
+    down = true
+    log.error({ purpose, err: error.message }, 'redis connection lost')
+  })
+  redis.on('ready', () => {
+    if (!down) return
+    down = false
+    log.info({ purpose }, 'redis connection back')
+  })
+}
+
+/** Resolves when the connection is ready, or false after `timeoutMs`. */
+export function waitForReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === 'ready') return Promise.resolve(true)
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => done(false), timeoutMs)
+    const onReady = () => done(true)
+    function done(ready: boolean) {
+      clearTimeout(timer)
+      redis.off('ready', onReady)
+      resolve(ready)
+    }
+    redis.on('ready', onReady)
+  })
+}
