@@ -25,7 +25,7 @@ export interface Config {
   }
   redis: RedisConfig
   queue: {
-    /** BullMQ key prefix; the hash tag keeps every queue key in one Redis Cluster slot. */
+    /** Prefix of every key (REDIS_KEY_PREFIX, {hookgate}); a hash tag keeps them in one Redis Cluster slot. */
     prefix: string
     /** Dedupe lock lifetime, ms (WEBHOOK_JOB_CREATE_LOCK_TTL, 5000). */
     lockTtlMs: number
@@ -80,7 +80,7 @@ export function loadConfig(env: Env): Config {
     },
     redis,
     queue: {
-      prefix: '{hookgate}',
+      prefix: read.matching('REDIS_KEY_PREFIX', /^\{[A-Za-z0-9_-]{1,32}\}$/, '{hookgate}', 'a hash tag such as {hookgate}'),
       lockTtlMs: read.int('WEBHOOK_JOB_CREATE_LOCK_TTL', 5000, 100, 86_400_000),
       webhookAttempts: read.int('WEBHOOK_JOB_ATTEMPTS', 8, 1, 100),
       webhookBackoffMs: read.int('WEBHOOK_JOB_BACKOFF_MS', 1000, 10, 3_600_000),
@@ -122,6 +122,13 @@ function reader(env: Env, problems: string[]) {
       if (['true', '1', 'yes', 'on'].includes(raw)) return true
       if (['false', '0', 'no', 'off'].includes(raw)) return false
       problems.push(`${name}=${JSON.stringify(raw)}: expected true or false`)
+      return fallback
+    },
+    matching(name: string, pattern: RegExp, fallback: string, expected: string): string {
+      const raw = value(name)
+      if (raw === undefined) return fallback
+      if (pattern.test(raw)) return raw
+      problems.push(`${name}=${JSON.stringify(raw)}: expected ${expected}`)
       return fallback
     },
     oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
@@ -169,7 +176,9 @@ function readInstancesFile(path: string, env: Env, problems: string[]): Instance
     problems.push(`HOOKGATE_CONFIG: cannot read ${path}: ${(error as Error).message}`)
     return []
   }
+  const missingBefore = problems.length
   const interpolated = interpolateEnv(parsed, env, '', problems)
+  if (problems.length > missingBefore) return []
   const schemaErrors = [...Value.Errors(InstancesFileSchema, interpolated)]
   for (const error of schemaErrors.slice(0, 20)) {
     problems.push(`${path}: ${error.path || '/'}: ${error.message}`)

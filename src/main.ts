@@ -49,6 +49,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function start(config: Config, log: Log): Promise<number> {
+  const signalled = shutdownSignal(log)
   let embedded: Awaited<ReturnType<typeof startEmbeddedRedis>> | undefined
   if (config.redis.mode === 'embedded') {
     try {
@@ -63,10 +64,8 @@ async function start(config: Config, log: Log): Promise<number> {
     config.redis.mode === 'embedded' ? { mode: 'url', url: embedded!.url, commandTimeoutMs: config.redis.commandTimeoutMs } : config.redis
   const running = await startApi(config, redis, log)
   printWebhookUrls(config, running.port)
-  return untilSignalled(log, async () => {
-    await running.stop()
-    await embedded?.stop()
-  })
+  await signalled
+  return stopAll(log, running, embedded)
 }
 
 async function api(config: Config, log: Log): Promise<number> {
@@ -77,8 +76,10 @@ async function api(config: Config, log: Log): Promise<number> {
     )
     return 2
   }
+  const signalled = shutdownSignal(log)
   const running = await startApi(config, config.redis, log)
-  return untilSignalled(log, () => running.stop())
+  await signalled
+  return stopAll(log, running)
 }
 
 /** Validates the configuration (done by now) and reaches Redis; prints what it found. */
@@ -123,22 +124,27 @@ function printWebhookUrls(config: Config, port: number): void {
   console.error(`hookgate is listening. Point Chatwoot's webhook at:\n${lines.join('\n')}`)
 }
 
-/** Runs until SIGTERM or SIGINT, then stops once and exits 0. */
-function untilSignalled(log: Log, stop: () => Promise<void>): Promise<number> {
+/** Resolves on the first SIGTERM or SIGINT; listening from the start, so a signal during start-up is not lost. */
+function shutdownSignal(log: Log): Promise<void> {
   return new Promise((resolve) => {
     const onSignal = (signal: string) => {
       log.info({ signal }, 'shutting down')
-      stop().then(
-        () => resolve(0),
-        (error) => {
-          log.error({ err: error }, 'shutdown failed')
-          resolve(1)
-        },
-      )
+      resolve()
     }
     process.once('SIGTERM', onSignal)
     process.once('SIGINT', onSignal)
   })
+}
+
+/** Stops what runs, in reverse order of starting; 0 when all stopped cleanly. */
+async function stopAll(log: Log, ...parts: ({ stop(): Promise<void> } | undefined)[]): Promise<number> {
+  try {
+    for (const part of parts) await part?.stop()
+    return 0
+  } catch (error) {
+    log.error({ err: error }, 'shutdown failed')
+    return 1
+  }
 }
 
 const code = await main(process.argv.slice(2))

@@ -1,0 +1,109 @@
+import { describe, expect, test } from 'bun:test'
+import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { ConfigError, loadConfig, type Env } from '../src/config.ts'
+import { tempDir } from './helpers/deps.ts'
+
+function problemsOf(env: Env): string[] {
+  try {
+    loadConfig(env)
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems
+    throw error
+  }
+  throw new Error('expected a ConfigError')
+}
+
+function instancesFile(content: unknown): string {
+  const path = join(tempDir(), 'instances.json')
+  writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content))
+  return path
+}
+
+const base = (): Env => ({ HOOKGATE_DATA_DIR: tempDir(), REDIS_URL: 'redis://127.0.0.1:6399' })
+
+describe('loadConfig', () => {
+  test('has documented defaults and is frozen', () => {
+    const config = loadConfig(base())
+    expect(config.http).toMatchObject({ port: 3000, host: '0.0.0.0', maxBodyBytes: 1024 * 1024, signatureToleranceSeconds: 300 })
+    expect(config.queue).toMatchObject({ prefix: '{hookgate}', lockTtlMs: 5000 })
+    expect(config.log.level).toBe('info')
+    expect(config.redis).toMatchObject({ mode: 'url', url: 'redis://127.0.0.1:6399' })
+    expect(Object.isFrozen(config.http)).toBe(true)
+  })
+
+  test('without REDIS_URL asks for an embedded Redis; with Sentinel settings, reads them', () => {
+    expect(loadConfig({ HOOKGATE_DATA_DIR: tempDir() }).redis.mode).toBe('embedded')
+    const sentinel = loadConfig({ ...base(), REDIS_SENTINEL_ENABLED: 'true', REDIS_SENTINELS: 'a:26379, [::1]:26380', REDIS_MASTER_NAME: 'hg' })
+    expect(sentinel.redis).toMatchObject({ mode: 'sentinel', masterName: 'hg', sentinels: [{ host: 'a', port: 26379 }, { host: '::1', port: 26380 }] })
+  })
+
+  test('reports every bad setting at once, each by name', () => {
+    const problems = problemsOf({
+      ...base(),
+      PORT: 'eighty',
+      MAX_BODY_BYTES: '-1',
+      WEBHOOK_JOB_CREATE_LOCK_TTL: '5s',
+      LOG_LEVEL: 'loud',
+      REDIS_URL: 'localhost:6379',
+      ADMIN_TOKEN: 'short',
+      REDIS_KEY_PREFIX: 'nohashtag',
+    })
+    for (const name of ['PORT', 'MAX_BODY_BYTES', 'WEBHOOK_JOB_CREATE_LOCK_TTL', 'LOG_LEVEL', 'REDIS_URL', 'ADMIN_TOKEN', 'REDIS_KEY_PREFIX']) {
+      expect(problems.some((p) => p.startsWith(name))).toBe(true)
+    }
+    expect(problemsOf({ ...base(), REDIS_SENTINEL_ENABLED: 'true' })).toEqual([expect.stringContaining('REDIS_SENTINELS')])
+  })
+
+  test('reads the instances file with ${ENV} secrets', () => {
+    const path = instancesFile({
+      instances: [{ id: 'acme', tokens: ['${ACME_TOKEN}'], webhookSecret: 'sec-${SUFFIX}', chatwoot: { url: 'https://chat.acme.test', apiAccessToken: '${CW}' } }],
+    })
+    const config = loadConfig({ ...base(), HOOKGATE_CONFIG: path, ACME_TOKEN: 'a'.repeat(20), SUFFIX: 'xyz12345', CW: 'cw-token' })
+    expect(config.instances[0]).toMatchObject({ id: 'acme', tokens: ['a'.repeat(20)], webhookSecret: 'sec-xyz12345', chatwoot: { apiAccessToken: 'cw-token' } })
+    expect(config.instancesSource).toEqual({ kind: 'file', path })
+  })
+
+  test('names what is wrong in the instances file', () => {
+    const missingVar = problemsOf({ ...base(), HOOKGATE_CONFIG: instancesFile({ instances: [{ id: 'a', tokens: ['${NOPE}'] }] }) })
+    expect(missingVar).toEqual([expect.stringContaining('/instances/0/tokens/0: environment variable NOPE is not set')])
+    expect(problemsOf({ ...base(), HOOKGATE_CONFIG: instancesFile('{ not json') })[0]).toContain('HOOKGATE_CONFIG: cannot read')
+    expect(problemsOf({ ...base(), HOOKGATE_CONFIG: '/nonexistent/instances.json' })[0]).toContain('/nonexistent/instances.json')
+    const typo = problemsOf({ ...base(), HOOKGATE_CONFIG: instancesFile({ instances: [{ id: 'a', tokenz: ['x'.repeat(20)] }] }) })
+    expect(typo.join('\n')).toContain('/instances/0')
+    const badId = problemsOf({ ...base(), HOOKGATE_CONFIG: instancesFile({ instances: [{ id: 'a b', tokens: ['x'.repeat(20)] }] }) })
+    expect(badId.join('\n')).toContain('/instances/0/id')
+    const shortToken = problemsOf({ ...base(), HOOKGATE_CONFIG: instancesFile({ instances: [{ id: 'a', tokens: ['short'] }] }) })
+    expect(shortToken.join('\n')).toContain('/instances/0/tokens/0')
+    const twice = problemsOf({
+      ...base(),
+      HOOKGATE_CONFIG: instancesFile({ instances: [{ id: 'a', tokens: ['x'.repeat(20)] }, { id: 'a', tokens: ['y'.repeat(20)] }] }),
+    })
+    expect(twice).toEqual([expect.stringContaining('duplicate instance id "a"')])
+    const noCredential = problemsOf({ ...base(), HOOKGATE_CONFIG: instancesFile({ instances: [{ id: 'a' }] }) })
+    expect(noCredential).toEqual([expect.stringContaining('give "tokens" or "webhookSecret"')])
+  })
+
+  test('accepts routes for the worker and refuses malformed ones', () => {
+    const route = { events: ['message_created'], messageTypes: ['incoming'], private: false, destination: { url: 'https://bot.test/hook', timeoutMs: 5000 } }
+    const ok = loadConfig({ ...base(), HOOKGATE_CONFIG: instancesFile({ instances: [{ id: 'a', tokens: ['x'.repeat(20)], routes: [route] }] }) })
+    expect(ok.instances[0]!.routes as unknown).toEqual([route])
+    const bad = problemsOf({
+      ...base(),
+      HOOKGATE_CONFIG: instancesFile({ instances: [{ id: 'a', tokens: ['x'.repeat(20)], routes: [{ ...route, destination: { url: 'ftp://x' } }] }] }),
+    })
+    expect(bad.join('\n')).toContain('/instances/0/routes/0/destination/url')
+  })
+
+  test('with no instances file, makes one `default` instance whose token is kept (0600) in the data dir', () => {
+    const dir = tempDir()
+    const first = loadConfig({ HOOKGATE_DATA_DIR: dir })
+    const token = first.instances[0]!.tokens![0]!
+    expect(first.instances[0]!.id).toBe('default')
+    expect(token.length).toBeGreaterThanOrEqual(32)
+    expect(loadConfig({ HOOKGATE_DATA_DIR: dir }).instances[0]!.tokens).toEqual([token])
+    expect(readFileSync(join(dir, 'default-token'), 'utf8')).toBe(token)
+    expect(statSync(join(dir, 'default-token')).mode & 0o777).toBe(0o600)
+    expect(loadConfig({ HOOKGATE_DATA_DIR: tempDir() }).instances[0]!.tokens).not.toEqual([token])
+  })
+})

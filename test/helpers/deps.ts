@@ -1,0 +1,112 @@
+import { createHmac, randomUUID } from 'node:crypto'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { Queue } from 'bullmq'
+import { loadConfig, type Config, type Env } from '../../src/config.ts'
+import { createApp } from '../../src/http/app.ts'
+import { createInstances } from '../../src/instances.ts'
+import { createLogger } from '../../src/log.ts'
+import { createEnqueuer } from '../../src/queue/enqueue.ts'
+import { QUEUE } from '../../src/queue/names.ts'
+import { createQueues } from '../../src/queue/queues.ts'
+import { createRedis, waitForReady, type ConnectedRedisConfig } from '../../src/redis.ts'
+import { signedDelivery } from '../fixtures/signed-delivery.ts'
+import type { TestRedis } from './redis.ts'
+
+export const ACME_TOKEN = 'acme-token-0123456789abcdef'
+export const ACME_SECRET_2 = 'second-secret-abcdefgh'
+export const GLOBEX_TOKEN = 'globex-token-0123456789abcd'
+
+export const testInstances = {
+  instances: [
+    { id: 'acme', tokens: [ACME_TOKEN], webhookSecret: [signedDelivery.secret, ACME_SECRET_2], routes: [] },
+    { id: 'globex', tokens: [GLOBEX_TOKEN] },
+  ],
+}
+
+export function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'hookgate-test-'))
+}
+
+/** The environment a test process would be started with: its own Redis, key prefix, data dir and instances file. */
+export function testEnv(redis: TestRedis, extra: Env = {}, instances: unknown = testInstances): Env {
+  const dir = tempDir()
+  const instancesFile = join(dir, 'instances.json')
+  writeFileSync(instancesFile, JSON.stringify(instances))
+  return {
+    REDIS_URL: redis.url,
+    REDIS_KEY_PREFIX: `{t${randomUUID().slice(0, 8)}}`,
+    HOOKGATE_CONFIG: instancesFile,
+    HOOKGATE_DATA_DIR: dir,
+    LOG_LEVEL: 'silent',
+    ...extra,
+  }
+}
+
+/** Collects every log line the app writes, to check what reaches the logs. */
+export function logCapture() {
+  const lines: string[] = []
+  const stream = new Writable({
+    write(chunk, _encoding, callback) {
+      lines.push(...String(chunk).split('\n').filter(Boolean))
+      callback()
+    },
+  })
+  return { stream, lines }
+}
+
+/** The production app built by the production factories, on a test Redis, plus a reader of its webhook queue. */
+export async function testApp(redis: TestRedis, extra: Env = {}) {
+  const config: Config = loadConfig(testEnv(redis, { LOG_LEVEL: 'info', ...extra }))
+  const logs = logCapture()
+  const log = createLogger(config.log, logs.stream)
+  const redisConfig = config.redis as ConnectedRedisConfig
+  const producer = createRedis(redisConfig, 'producer', log)
+  const commands = createRedis(redisConfig, 'commands', log)
+  await waitForReady(commands, 5000)
+  const queues = createQueues({ config: config.queue, producer, log })
+  const enqueuer = createEnqueuer({ config: config.queue, commands, queues, log })
+  const app = createApp({ config, log, instances: createInstances(config.instances), enqueuer, redis: commands })
+  const reader = new Queue(QUEUE.webhook, { connection: { url: redis.url }, prefix: config.queue.prefix })
+  return {
+    app,
+    config,
+    logs: logs.lines,
+    commands,
+    /** Resolves once both connections are back after a Redis restart. */
+    async reconnected() {
+      return (await waitForReady(producer, 5000)) && (await waitForReady(commands, 5000))
+    },
+    queue: reader,
+    async close() {
+      await queues.close()
+      await reader.close()
+      producer.disconnect()
+      commands.disconnect()
+    },
+  }
+}
+
+export function sign(secret: string, timestamp: number, body: string | Uint8Array): string {
+  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.`).update(body).digest('hex')}`
+}
+
+export interface PostOptions {
+  instance?: string
+  token?: string
+  headers?: Record<string, string>
+  query?: string
+}
+
+/** A webhook request as Chatwoot (or a proxy) would send it. */
+export function webhookRequest(body: string | Uint8Array, options: PostOptions = {}, base = 'http://localhost'): Request {
+  const path = options.instance === undefined ? '/webhook/chatwoot/acme' : `/webhook/chatwoot/${options.instance}`
+  const query = options.query ?? (options.token === undefined ? `?token=${ACME_TOKEN}` : options.token ? `?token=${options.token}` : '')
+  return new Request(`${base}${path}${query}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...options.headers },
+    body,
+  })
+}

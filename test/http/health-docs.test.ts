@@ -1,0 +1,71 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { testApp } from '../helpers/deps.ts'
+import { startRedis, type TestRedis } from '../helpers/redis.ts'
+
+let redis: TestRedis
+let gateway: Awaited<ReturnType<typeof testApp>>
+
+beforeAll(async () => {
+  redis = await startRedis()
+  gateway = await testApp(redis)
+})
+afterAll(async () => {
+  await gateway.close()
+  await redis.stop()
+})
+
+const get = (path: string) => gateway.app.handle(new Request(`http://localhost${path}`))
+
+describe('/health', () => {
+  test('says ok, redis up, which process and for how long', async () => {
+    const response = await get('/health')
+    expect(response.status).toBe(200)
+    expect(await response.json()).toEqual({ status: 'ok', redis: 'up', pid: process.pid, uptimeSeconds: expect.any(Number) })
+  })
+
+  test('still answers 200 with redis down while Redis is away', async () => {
+    await redis.stop()
+    try {
+      const disconnected = new Promise((resolve) => gateway.commands.once('close', resolve))
+      if (gateway.commands.status === 'ready') await disconnected
+      const response = await get('/health')
+      expect(response.status).toBe(200)
+      expect(await response.json()).toMatchObject({ status: 'ok', redis: 'down' })
+    } finally {
+      await redis.restart()
+      await gateway.reconnected()
+    }
+    expect(await (await get('/health')).json()).toMatchObject({ redis: 'up' })
+  })
+})
+
+describe('/docs', () => {
+  test('serves Swagger UI that loads nothing from the internet', async () => {
+    const response = await get('/docs')
+    expect(response.status).toBe(200)
+    const html = await response.text()
+    const urls = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!)
+    expect(urls.sort()).toEqual(['/docs/assets/swagger-ui-bundle.js', '/docs/assets/swagger-ui.css'])
+    expect(html).not.toMatch(/https?:\/\//)
+    for (const [url, type] of [['/docs/assets/swagger-ui-bundle.js', 'text/javascript'], ['/docs/assets/swagger-ui.css', 'text/css']] as const) {
+      const asset = await get(url)
+      expect(asset.status).toBe(200)
+      expect(asset.headers.get('content-type')).toStartWith(type)
+      expect((await asset.arrayBuffer()).byteLength).toBeGreaterThan(100_000)
+    }
+  })
+
+  test('/docs/json documents every route, its auth and every error it answers', async () => {
+    const doc = (await (await get('/docs/json')).json()) as {
+      paths: Record<string, Record<string, { responses: Record<string, unknown>; security?: unknown[] }>>
+      components: { securitySchemes: Record<string, unknown> }
+    }
+    expect(Object.keys(doc.paths).sort()).toEqual(['/health', '/webhook/chatwoot', '/webhook/chatwoot/{instance}'])
+    for (const path of ['/webhook/chatwoot', '/webhook/chatwoot/{instance}']) {
+      const post = doc.paths[path]!.post!
+      expect(Object.keys(post.responses).sort()).toEqual(['200', '202', '400', '401', '413', '415', '503'])
+      expect(post.security).toHaveLength(4)
+    }
+    expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(['apiAccessToken', 'bearerToken', 'chatwootSignature', 'queryToken'])
+  })
+})
