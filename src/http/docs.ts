@@ -17,15 +17,18 @@ export function docsRoutes() {
         path: '/docs',
         specPath: '/docs/json',
         provider: 'swagger-ui',
-        swagger: { theme: `${ASSETS}/swagger-ui.css`, cdn: `${ASSETS}/swagger-ui-bundle.js`, autoDarkMode: false },
+        // An absolute spec URL, so /docs/ (trailing slash) finds it too; the plugin's types omit `url`, its page honours it.
+        swagger: { theme: `${ASSETS}/swagger-ui.css`, cdn: `${ASSETS}/swagger-ui-bundle.js`, autoDarkMode: false, ...{ url: '/docs/json' } },
         exclude: { paths: [/^\/docs/] },
         documentation: {
           info: {
             title: 'hookgate',
             version: '0.1.0',
+            // No double quotes: the UI page copies this into a meta tag's attribute without escaping it.
             description:
               'Chatwoot webhook gateway: receives webhooks from many Chatwoot installations, answers in milliseconds, ' +
-              'and queues each event exactly once. Every error is JSON: `{ "error": "<code>", "message": "…", "requestId": "…" }`.',
+              'and queues each event exactly once. Every error is a JSON object with `error` (a stable code), ' +
+              '`message` and `requestId`.',
           },
           tags: [
             { name: 'webhooks', description: 'Where Chatwoot sends its events' },

@@ -47,6 +47,9 @@ describe('/docs', () => {
     const urls = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!)
     expect(urls.sort()).toEqual(['/docs/assets/swagger-ui-bundle.js', '/docs/assets/swagger-ui.css'])
     expect(html).not.toMatch(/https?:\/\//)
+    expect(html).toContain('"url":"/docs/json"') // absolute, so /docs/ works as well as /docs
+    expect(await (await get('/docs/')).text()).toBe(html)
+    for (const [, content] of html.matchAll(/<meta[^>]*content="([^"]*)"\s*\/?>/g)) expect(content).not.toContain('<')
     for (const [url, type] of [['/docs/assets/swagger-ui-bundle.js', 'text/javascript'], ['/docs/assets/swagger-ui.css', 'text/css']] as const) {
       const asset = await get(url)
       expect(asset.status).toBe(200)
