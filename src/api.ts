@@ -1,7 +1,10 @@
 import type { Config } from './config.ts'
 import { createApp } from './http/app.ts'
+import { createClientIp } from './http/client-ip.ts'
+import { createLimiter } from './ingest/ratelimit.ts'
 import { createInstances } from './instances.ts'
 import type { Log } from './log.ts'
+import { createMetrics } from './metrics.ts'
 import { createEnqueuer } from './queue/enqueue.ts'
 import { createQueues } from './queue/queues.ts'
 import { createRedis, waitForReady, type ConnectedRedisConfig } from './redis.ts'
@@ -15,33 +18,49 @@ export interface RunningApi {
 /** Headroom over MAX_BODY_BYTES for Bun's own cap, so a body just over our limit gets our JSON 413. */
 const BUN_BODY_HEADROOM_BYTES = 1024 * 1024
 
-/** One API process: builds its dependencies once, in order, and closes them in reverse. */
-export async function startApi(config: Config, redisConfig: ConnectedRedisConfig, log: Log): Promise<RunningApi> {
+/** Builds an API process's dependencies once, in order, and the app on them; `close` releases them in reverse. */
+export async function buildApi(config: Config, redisConfig: ConnectedRedisConfig, log: Log) {
   const producer = createRedis(redisConfig, 'producer', log)
   const commands = createRedis(redisConfig, 'commands', log)
   if (!(await waitForReady(commands, 5000))) log.warn('redis not reachable yet; answering 503 until it is')
+  const metrics = createMetrics()
+  const instances = createInstances(config.instances)
   const queues = createQueues({ config: config.queue, producer, log })
   const enqueuer = createEnqueuer({ config: config.queue, commands, queues, log })
-  const instances = createInstances(config.instances)
-  const app = createApp({ config, log, instances, enqueuer, redis: commands })
+  const limiter = createLimiter({ config: config.rateLimit, keyPrefix: config.queue.prefix, redis: commands, instances, log, metrics })
+  const clientIp = createClientIp(config.trustedProxies)
+  const app = createApp({ config, log, instances, enqueuer, limiter, clientIp, metrics, redis: commands })
+  return {
+    app,
+    producer,
+    commands,
+    metrics,
+    async close() {
+      await queues.close()
+      await Promise.allSettled([producer.quit(), commands.quit()])
+    },
+  }
+}
 
-  app.listen({
+/** One API process: the app on PORT, shared with the host's other API processes (SO_REUSEPORT). */
+export async function startApi(config: Config, redisConfig: ConnectedRedisConfig, log: Log): Promise<RunningApi> {
+  const api = await buildApi(config, redisConfig, log)
+  api.app.listen({
     port: config.http.port,
     hostname: config.http.host,
     reusePort: true,
     maxRequestBodySize: config.http.maxBodyBytes + BUN_BODY_HEADROOM_BYTES,
   })
-  const port = app.server?.port ?? config.http.port
-  log.info({ port, host: config.http.host, instances: instances.list().length }, 'api listening')
+  const port = api.app.server?.port ?? config.http.port
+  log.info({ port, host: config.http.host, instances: config.instances.length }, 'api listening')
 
   let stopping: Promise<void> | undefined
   return {
     port,
     stop: () =>
       (stopping ??= (async () => {
-        await app.stop()
-        await queues.close()
-        await Promise.allSettled([producer.quit(), commands.quit()])
+        await api.app.stop()
+        await api.close()
         log.info('api stopped')
       })()),
   }

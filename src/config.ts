@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { join, resolve } from 'node:path'
 import { Value } from '@sinclair/typebox/value'
 import { InstancesFileSchema, type InstanceConfig } from './instances-schema.ts'
@@ -37,6 +38,20 @@ export interface Config {
     retentionSeconds: number
     retentionCount: number
   }
+  rateLimit: {
+    /** RATE_LIMIT_ENABLED (true). */
+    enabled: boolean
+    /** Per client IP, for everything but authenticated webhooks (RATE_LIMIT_IP_PER_SECOND 100, RATE_LIMIT_IP_BURST 50). */
+    ip: BucketLimit
+    /** Per client IP on /admin (RATE_LIMIT_ADMIN_PER_SECOND 5, RATE_LIMIT_ADMIN_BURST 10). */
+    admin: BucketLimit
+    /** Defaults of each instance's authenticated webhooks (RATE_LIMIT_INSTANCE_*). */
+    instance: InstanceRateLimit
+    /** The furthest a shaped event is scheduled ahead, ms (RATE_LIMIT_SHAPE_MAX_DELAY_MS, 60000); past it, 429. */
+    maxShapeDelayMs: number
+  }
+  /** Peers whose X-Forwarded-For / X-Real-IP are believed (TRUSTED_PROXIES, CIDRs; none by default). */
+  trustedProxies: readonly string[]
   log: { level: LogLevel }
   adminToken: string | undefined
   /** Where hookgate keeps local state: embedded Redis data, the default instance token (HOOKGATE_DATA_DIR). */
@@ -44,6 +59,18 @@ export interface Config {
   instances: readonly InstanceConfig[]
   /** Where the instances came from: a file, or the generated `default` instance. */
   instancesSource: { kind: 'file'; path: string } | { kind: 'default' }
+}
+
+export interface BucketLimit {
+  perSecond: number
+  burst: number
+}
+
+export interface InstanceRateLimit extends BucketLimit {
+  /** Arrivals per second past which even a shaping instance gets 429. */
+  ceilingPerSecond: number
+  /** `shape`: over the rate, accept and delay the work; `reject`: answer 429. */
+  policy: 'shape' | 'reject'
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -65,9 +92,18 @@ export function loadConfig(env: Env): Config {
   const dataDir = resolve(read.str('HOOKGATE_DATA_DIR', '.hookgate'))
   const commandTimeoutMs = read.int('REDIS_COMMAND_TIMEOUT_MS', 2000, 50, 60_000)
   const redis = readRedis(env, read, problems, commandTimeoutMs)
+  const instanceDefaults: InstanceRateLimit = {
+    perSecond: read.num('RATE_LIMIT_INSTANCE_PER_SECOND', 100),
+    burst: read.int('RATE_LIMIT_INSTANCE_BURST', 200, 1, 1_000_000),
+    ceilingPerSecond: read.num('RATE_LIMIT_INSTANCE_CEILING_PER_SECOND', 1000),
+    policy: read.oneOf('RATE_LIMIT_INSTANCE_POLICY', ['shape', 'reject'] as const, 'shape'),
+  }
+  if (instanceDefaults.ceilingPerSecond < instanceDefaults.perSecond) {
+    problems.push('RATE_LIMIT_INSTANCE_CEILING_PER_SECOND: must be at least RATE_LIMIT_INSTANCE_PER_SECOND')
+  }
   const instancesPath = env.HOOKGATE_CONFIG?.trim()
   const instances = instancesPath
-    ? readInstancesFile(instancesPath, env, problems)
+    ? readInstancesFile(instancesPath, env, instanceDefaults, problems)
     : [defaultInstance(dataDir)]
 
   const config: Config = {
@@ -87,6 +123,14 @@ export function loadConfig(env: Env): Config {
       retentionSeconds: read.int('JOB_RETENTION_SECONDS', 86_400, 1, 30 * 86_400),
       retentionCount: read.int('JOB_RETENTION_COUNT', 100_000, 1, 10_000_000),
     },
+    rateLimit: {
+      enabled: read.bool('RATE_LIMIT_ENABLED', true),
+      ip: { perSecond: read.num('RATE_LIMIT_IP_PER_SECOND', 100), burst: read.int('RATE_LIMIT_IP_BURST', 50, 1, 1_000_000) },
+      admin: { perSecond: read.num('RATE_LIMIT_ADMIN_PER_SECOND', 5), burst: read.int('RATE_LIMIT_ADMIN_BURST', 10, 1, 1_000_000) },
+      instance: instanceDefaults,
+      maxShapeDelayMs: read.int('RATE_LIMIT_SHAPE_MAX_DELAY_MS', 60_000, 0, 3_600_000),
+    },
+    trustedProxies: readTrustedProxies(env, problems),
     log: { level: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info') },
     adminToken: readAdminToken(env, problems),
     dataDir,
@@ -124,6 +168,17 @@ function reader(env: Env, problems: string[]) {
       problems.push(`${name}=${JSON.stringify(raw)}: expected true or false`)
       return fallback
     },
+    /** A positive rate, decimals allowed (0.5 = one every two seconds). */
+    num(name: string, fallback: number): number {
+      const raw = value(name)
+      if (raw === undefined) return fallback
+      const n = Number(raw)
+      if (!/^\d+(\.\d+)?$/.test(raw) || n <= 0 || n > 1_000_000) {
+        problems.push(`${name}=${JSON.stringify(raw)}: expected a number above 0, at most 1000000`)
+        return fallback
+      }
+      return n
+    },
     matching(name: string, pattern: RegExp, fallback: string, expected: string): string {
       const raw = value(name)
       if (raw === undefined) return fallback
@@ -160,6 +215,19 @@ function readRedis(env: Env, read: ReturnType<typeof reader>, problems: string[]
   return { mode: 'url', url, commandTimeoutMs }
 }
 
+function readTrustedProxies(env: Env, problems: string[]): string[] {
+  const list = env.TRUSTED_PROXIES?.split(',').map((s) => s.trim()).filter(Boolean) ?? []
+  for (const entry of list) {
+    const [address = '', prefix] = entry.split('/')
+    const family = isIP(address)
+    const maxPrefix = family === 6 ? 128 : 32
+    if (family === 0 || (prefix !== undefined && !(/^\d+$/.test(prefix) && Number(prefix) <= maxPrefix))) {
+      problems.push(`TRUSTED_PROXIES: ${JSON.stringify(entry)} is not an IP address or CIDR (10.0.0.0/8, ::1)`)
+    }
+  }
+  return list
+}
+
 function readAdminToken(env: Env, problems: string[]): string | undefined {
   const token = env.ADMIN_TOKEN?.trim()
   if (!token) return undefined
@@ -168,7 +236,7 @@ function readAdminToken(env: Env, problems: string[]): string | undefined {
 }
 
 /** Reads the instances file: JSON, `${ENV}` interpolated in string values, then schema-checked. */
-function readInstancesFile(path: string, env: Env, problems: string[]): InstanceConfig[] {
+function readInstancesFile(path: string, env: Env, rateDefaults: InstanceRateLimit, problems: string[]): InstanceConfig[] {
   let parsed: unknown
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8'))
@@ -191,6 +259,10 @@ function readInstancesFile(path: string, env: Env, problems: string[]): Instance
     seen.add(instance.id)
     if (!instance.tokens?.length && !instance.webhookSecret?.length) {
       problems.push(`${path}: /instances/${i}: give "tokens" or "webhookSecret" (or both), or nothing can authenticate`)
+    }
+    const limit = { ...rateDefaults, ...instance.rateLimit }
+    if (limit.ceilingPerSecond < limit.perSecond) {
+      problems.push(`${path}: /instances/${i}/rateLimit: ceilingPerSecond (${limit.ceilingPerSecond}) is below perSecond (${limit.perSecond})`)
     }
   })
   return instances

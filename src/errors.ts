@@ -5,6 +5,8 @@ export class HookgateError extends Error {
     readonly status: number,
     message: string,
     readonly retryable = false,
+    /** Headers the answer carries (Retry-After, RateLimit-*). */
+    readonly headers: Readonly<Record<string, string>> = {},
   ) {
     super(message)
     this.name = new.target.name
@@ -51,6 +53,15 @@ export class PayloadTooLarge extends HookgateError {
 export class UnsupportedMediaType extends HookgateError {
   constructor() {
     super('unsupported_media_type', 415, 'Send the event as Content-Type: application/json.')
+  }
+}
+
+export class RateLimited extends HookgateError {
+  constructor(retryAfterSeconds: number, headers: Record<string, string>) {
+    super('rate_limited', 429, `Too many requests; retry in ${retryAfterSeconds} s.`, true, {
+      ...headers,
+      'retry-after': String(retryAfterSeconds),
+    })
   }
 }
 

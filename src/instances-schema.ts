@@ -27,6 +27,16 @@ const Route = Type.Object(
   { additionalProperties: false },
 )
 
+const RateLimit = Type.Object(
+  {
+    perSecond: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Sustained events per second' })),
+    burst: Type.Optional(Type.Integer({ minimum: 1, description: 'Events accepted at once above the rate' })),
+    ceilingPerSecond: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Arrivals per second past which 429 applies' })),
+    policy: Type.Optional(Type.Union([Type.Literal('shape'), Type.Literal('reject')])),
+  },
+  { additionalProperties: false },
+)
+
 const Instance = Type.Object(
   {
     id: Type.String({ pattern: INSTANCE_ID_PATTERN }),
@@ -46,6 +56,8 @@ const Instance = Type.Object(
       ),
     ),
     routes: Type.Optional(Type.Array(Route)),
+    /** Overrides of the RATE_LIMIT_INSTANCE_* defaults for this instance. */
+    rateLimit: Type.Optional(RateLimit),
   },
   { additionalProperties: false },
 )
@@ -57,3 +69,4 @@ export const InstancesFileSchema = Type.Object(
 
 export type InstanceConfig = Static<typeof Instance>
 export type RouteConfig = Static<typeof Route>
+export type InstanceRateLimitConfig = Static<typeof RateLimit>

@@ -55,6 +55,36 @@ describe('loadConfig', () => {
     expect(problemsOf({ ...base(), REDIS_SENTINEL_ENABLED: 'true' })).toEqual([expect.stringContaining('REDIS_SENTINELS')])
   })
 
+  test('reads rate limits and trusted proxies, and refuses bad ones by name', () => {
+    const config = loadConfig({ ...base(), RATE_LIMIT_IP_PER_SECOND: '0.5', RATE_LIMIT_INSTANCE_POLICY: 'reject', TRUSTED_PROXIES: '10.0.0.0/8, ::1' })
+    expect(config.rateLimit).toMatchObject({
+      enabled: true,
+      ip: { perSecond: 0.5, burst: 50 },
+      admin: { perSecond: 5, burst: 10 },
+      instance: { perSecond: 100, burst: 200, ceilingPerSecond: 1000, policy: 'reject' },
+      maxShapeDelayMs: 60_000,
+    })
+    expect(config.trustedProxies).toEqual(['10.0.0.0/8', '::1'])
+    const problems = problemsOf({
+      ...base(),
+      RATE_LIMIT_IP_PER_SECOND: '0',
+      RATE_LIMIT_INSTANCE_POLICY: 'drop',
+      TRUSTED_PROXIES: '10.0.0.0/33,localhost',
+      RATE_LIMIT_ENABLED: 'maybe',
+    })
+    expect(problems).toHaveLength(5)
+    for (const named of ['RATE_LIMIT_ENABLED', 'RATE_LIMIT_IP_PER_SECOND', 'RATE_LIMIT_INSTANCE_POLICY', '"10.0.0.0/33"', '"localhost"']) {
+      expect(problems.some((p) => p.includes(named))).toBe(true)
+    }
+    expect(problemsOf({ ...base(), RATE_LIMIT_INSTANCE_PER_SECOND: '50', RATE_LIMIT_INSTANCE_CEILING_PER_SECOND: '10' })).toEqual([
+      expect.stringContaining('RATE_LIMIT_INSTANCE_CEILING_PER_SECOND'),
+    ])
+    const instance = { id: 'a', tokens: ['x'.repeat(20)], rateLimit: { perSecond: 10, ceilingPerSecond: 5 } }
+    expect(problemsOf({ ...base(), HOOKGATE_CONFIG: instancesFile({ instances: [instance] }) })).toEqual([
+      expect.stringContaining('/instances/0/rateLimit: ceilingPerSecond (5) is below perSecond (10)'),
+    ])
+  })
+
   test('reads the instances file with ${ENV} secrets', () => {
     const path = instancesFile({
       instances: [{ id: 'acme', tokens: ['${ACME_TOKEN}'], webhookSecret: 'sec-${SUFFIX}', chatwoot: { url: 'https://chat.acme.test', apiAccessToken: '${CW}' } }],

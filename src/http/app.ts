@@ -2,9 +2,12 @@ import { Elysia } from 'elysia'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
 import { HookgateError, InvalidJson, InvalidRequest, NotFound, toErrorBody } from '../errors.ts'
+import { rateLimitHeaders, type Limiter, type RouteClass } from '../ingest/ratelimit.ts'
 import type { Instances } from '../instances.ts'
 import type { Log } from '../log.ts'
+import type { Metrics } from '../metrics.ts'
 import type { Enqueuer } from '../queue/enqueue.ts'
+import type { ClientIp } from './client-ip.ts'
 import { docsRoutes } from './docs.ts'
 import { healthRoutes } from './health.ts'
 import { requestContext, requestIdOf } from './request-context.ts'
@@ -15,15 +18,26 @@ export interface AppDeps {
   log: Log
   instances: Instances
   enqueuer: Enqueuer
+  limiter: Limiter
+  clientIp: ClientIp
+  metrics: Metrics
   /** The commands connection; /health reads its state without a round trip. */
   redis: Redis
 }
 
 /** The whole HTTP surface, built from deps; never listens (tests call `app.handle`). */
 export function createApp(deps: AppDeps) {
-  const { log } = deps
+  const { log, limiter, clientIp } = deps
   return new Elysia({ name: 'hookgate' })
     .error({ HookgateError })
+    .onRequest(async function limitByIp(context) {
+      const { request, server, set } = context
+      // Elysia passes the path to onRequest; its types do not say so.
+      const routeClass = routeClassOf((context as unknown as { path: string }).path)
+      if (!routeClass) return
+      const limit = await limiter.takeForIp(routeClass, clientIp(request, server))
+      if (limit) Object.assign(set.headers, rateLimitHeaders(limit))
+    })
     .use(requestContext)
     .onError(function answerError({ code, error, set, request, path, ...context }) {
       const requestId = (context as { requestId?: string }).requestId ?? requestIdOf(request)
@@ -31,6 +45,7 @@ export function createApp(deps: AppDeps) {
       set.headers['x-request-id'] = requestId
       if (known) {
         set.status = known.status
+        Object.assign(set.headers, known.headers)
         log.info({ reqId: requestId, path, status: known.status, error: known.code }, 'request refused')
         return toErrorBody(known, requestId)
       }
@@ -41,6 +56,12 @@ export function createApp(deps: AppDeps) {
     .use(healthRoutes(deps))
     .use(docsRoutes())
     .use(webhookRoutes(deps))
+}
+
+/** Webhooks are limited after authentication, in their route; health and metrics never. */
+function routeClassOf(path: string): RouteClass | undefined {
+  if (path === '/health' || path === '/metrics' || path.startsWith('/webhook/') || path === '/webhook') return undefined
+  return path.startsWith('/admin') ? 'admin' : 'other'
 }
 
 function toHookgateError(code: string | number, error: unknown): HookgateError | undefined {

@@ -8,10 +8,17 @@ const Health = t.Object({
   uptimeSeconds: t.Number(),
 })
 
-/** Liveness for load balancers: no Redis round trip, never rate limited, 200 even when Redis is down. */
-export function healthRoutes(deps: Pick<AppDeps, 'redis'>) {
+/** Liveness for load balancers (no Redis round trip, 200 even when Redis is down) and metrics; neither is rate limited. */
+export function healthRoutes(deps: Pick<AppDeps, 'redis' | 'metrics'>) {
   const startedAt = performance.now()
-  return new Elysia({ name: 'health' }).get(
+  const { registry } = deps.metrics
+  return new Elysia({ name: 'health' })
+    .get(
+      '/metrics',
+      async () => new Response(await registry.metrics(), { headers: { 'content-type': registry.contentType } }),
+      { detail: { tags: ['operations'], summary: 'Prometheus metrics of this process' } },
+    )
+    .get(
     '/health',
     () => ({
       status: 'ok' as const,

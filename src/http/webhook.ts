@@ -1,13 +1,20 @@
 import { Elysia, t } from 'elysia'
 import { PayloadTooLarge, UnsupportedMediaType } from '../errors.ts'
 import { credentialsFrom, dedupeKey, parseEvent, verifyChatwoot } from '../ingest/chatwoot.ts'
+import { rateLimitHeaders } from '../ingest/ratelimit.ts'
+import type { Instance } from '../instances.ts'
 import type { EnqueueResult } from '../queue/enqueue.ts'
 import type { AppDeps } from './app.ts'
+import type { PeerSource } from './client-ip.ts'
 import { requestContext } from './request-context.ts'
 import { errorResponse } from './schemas.ts'
 
 const Queued = t.Object(
-  { status: t.Literal('queued'), jobId: t.String({ description: 'The event\'s dedupe key' }) },
+  {
+    status: t.Literal('queued'),
+    jobId: t.String({ description: 'The event\'s dedupe key' }),
+    shaped: t.Optional(t.Literal(true, { description: 'Over the instance\'s rate: accepted, and its work delayed to keep the rate' })),
+  },
   { description: 'First arrival: the event is queued' },
 )
 const AlreadyQueued = t.Object(
@@ -43,49 +50,65 @@ const responses = {
   401: errorResponse('`unauthorized`: unknown instance, or no valid signature or token (the same answer for both)'),
   413: errorResponse('`payload_too_large`: the body is over MAX_BODY_BYTES'),
   415: errorResponse('`unsupported_media_type`: the body is not sent as application/json'),
+  429: errorResponse('`rate_limited`: over the instance\'s ceiling (or its rate, with policy `reject`), or too many failed requests from this IP; see Retry-After'),
   503: errorResponse('`unavailable`: the event could not be stored; send it again'),
+}
+
+interface Received {
+  result: { status: 'queued'; jobId: string; shaped?: true } | Extract<EnqueueResult, { status: 'already_queued' }>
+  headers: Record<string, string>
 }
 
 /** POST /webhook/chatwoot/:instance, and POST /webhook/chatwoot with the instance in X-Chatwoot-Instance-Id. */
 export function webhookRoutes(deps: AppDeps) {
-  const { config, instances, enqueuer, log } = deps
+  const { config, instances, enqueuer, limiter, clientIp, metrics, log } = deps
   const { maxBodyBytes, signatureToleranceSeconds } = config.http
   const decoder = new TextDecoder()
 
-  async function receive(
-    request: Request,
-    instanceId: string,
-    query: Record<string, string | undefined>,
-    requestId: string,
-  ): Promise<EnqueueResult> {
+  /** Everything before we know who sent it; any failure here costs the sender's IP a token, so floods get 429. */
+  async function authenticate(request: Request, instanceId: string, query: Query, ip: string): Promise<{ instance: Instance; raw: Uint8Array }> {
+    try {
+      requireJson(request.headers)
+      const raw = await readBody(request, maxBodyBytes)
+      const instance = instances.get(instanceId)
+      verifyChatwoot(instance, credentialsFrom(request.headers, query), raw, Date.now() / 1000, signatureToleranceSeconds)
+      return { instance, raw }
+    } catch (error) {
+      await limiter.takeForIp('webhook', ip)
+      throw error
+    }
+  }
+
+  async function receive(request: Request, server: PeerSource | null, instanceId: string, query: Query, requestId: string): Promise<Received> {
     const started = performance.now()
-    requireJson(request.headers)
-    const raw = await readBody(request, maxBodyBytes)
-    const instance = instances.get(instanceId)
-    verifyChatwoot(instance, credentialsFrom(request.headers, query), raw, Date.now() / 1000, signatureToleranceSeconds)
+    const ip = clientIp(request, server)
+    const { instance, raw } = await authenticate(request, instanceId, query, ip)
+    const limit = await limiter.takeForInstance(instance.id, ip)
     const body = decoder.decode(raw)
     const event = parseEvent(body)
     const deliveryId = request.headers.get('x-chatwoot-delivery')
-    const result = await enqueuer.enqueueWebhook(dedupeKey(instance.id, event, raw, deliveryId), {
-      instanceId: instance.id,
-      event: event.event,
-      body,
-      deliveryId: deliveryId ?? undefined,
-      receivedAt: Date.now(),
-    })
+    const delayMs = limit?.delayMs ?? 0
+    const result = await enqueuer.enqueueWebhook(
+      dedupeKey(instance.id, event, raw, deliveryId),
+      { instanceId: instance.id, event: event.event, body, deliveryId: deliveryId ?? undefined, receivedAt: Date.now() },
+      delayMs,
+    )
+    const shaped = delayMs > 0 && result.status === 'queued'
+    if (shaped) metrics.shaped.inc({ instance: instance.id })
     log.info(
-      { reqId: requestId, instance: instance.id, event: event.event, jobId: result.jobId, ms: elapsedMs(started) },
+      { reqId: requestId, instance: instance.id, event: event.event, jobId: result.jobId, delayMs, ms: elapsedMs(started) },
       result.status,
     )
-    return result
+    return { result: shaped ? { ...result, shaped: true } : result, headers: limit ? rateLimitHeaders(limit) : {} }
   }
 
   return new Elysia({ name: 'webhook' })
     .use(requestContext)
     .post(
       '/webhook/chatwoot/:instance',
-      async ({ request, params, query, requestId, status }) => {
-        const result = await receive(request, params.instance, query, requestId)
+      async ({ request, server, params, query, requestId, set, status }) => {
+        const { result, headers } = await receive(request, server, params.instance, query, requestId)
+        Object.assign(set.headers, headers)
         return result.status === 'queued' ? status(202, result) : status(200, result)
       },
       {
@@ -97,9 +120,10 @@ export function webhookRoutes(deps: AppDeps) {
     )
     .post(
       '/webhook/chatwoot',
-      async ({ request, query, requestId, status }) => {
+      async ({ request, server, query, requestId, set, status }) => {
         const instanceId = request.headers.get('x-chatwoot-instance-id') ?? ''
-        const result = await receive(request, instanceId, query, requestId)
+        const { result, headers } = await receive(request, server, instanceId, query, requestId)
+        Object.assign(set.headers, headers)
         return result.status === 'queued' ? status(202, result) : status(200, result)
       },
       {
@@ -113,6 +137,8 @@ export function webhookRoutes(deps: AppDeps) {
       },
     )
 }
+
+type Query = Record<string, string | undefined>
 
 function requireJson(headers: Headers): void {
   const type = headers.get('content-type')

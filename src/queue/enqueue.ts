@@ -11,7 +11,8 @@ import type { Queues } from './queues.ts'
 export type EnqueueResult = { status: 'queued'; jobId: string } | { status: 'already_queued'; jobId: string }
 
 export interface Enqueuer {
-  enqueueWebhook(dedupeKey: string, data: WebhookJobData): Promise<EnqueueResult>
+  /** `delayMs`: hold the job that long before a worker may take it (shaping). */
+  enqueueWebhook(dedupeKey: string, data: WebhookJobData, delayMs?: number): Promise<EnqueueResult>
 }
 
 interface LockCommands {
@@ -30,7 +31,7 @@ export function createEnqueuer(deps: { config: Config['queue']; commands: Redis;
   commands.defineCommand('releaseDedupeLock', { numberOfKeys: 1, lua: releaseScript })
 
   return {
-    async enqueueWebhook(dedupeKey, data) {
+    async enqueueWebhook(dedupeKey, data, delayMs = 0) {
       const lockKey = dedupeLockKey(config.prefix, dedupeKey)
       const owner = randomUUID()
       let acquired: number
@@ -43,7 +44,7 @@ export function createEnqueuer(deps: { config: Config['queue']; commands: Redis;
       if (acquired === 0) return { status: 'already_queued', jobId: dedupeKey }
 
       try {
-        await queues.webhook.add(JOB.chatwootEvent, data, { jobId: dedupeKey })
+        await queues.webhook.add(JOB.chatwootEvent, data, delayMs > 0 ? { jobId: dedupeKey, delay: delayMs } : { jobId: dedupeKey })
       } catch (error) {
         log.error({ err: (error as Error).message, jobId: dedupeKey }, 'enqueue failed')
         // So that a retry of this event is not answered "already_queued" for a job that does not exist.

@@ -5,13 +5,10 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { Queue } from 'bullmq'
 import { loadConfig, type Config, type Env } from '../../src/config.ts'
-import { createApp } from '../../src/http/app.ts'
-import { createInstances } from '../../src/instances.ts'
+import { buildApi } from '../../src/api.ts'
 import { createLogger } from '../../src/log.ts'
-import { createEnqueuer } from '../../src/queue/enqueue.ts'
 import { QUEUE } from '../../src/queue/names.ts'
-import { createQueues } from '../../src/queue/queues.ts'
-import { createRedis, waitForReady, type ConnectedRedisConfig } from '../../src/redis.ts'
+import { waitForReady, type ConnectedRedisConfig } from '../../src/redis.ts'
 import { signedDelivery } from '../fixtures/signed-delivery.ts'
 import type { TestRedis } from './redis.ts'
 
@@ -58,33 +55,31 @@ export function logCapture() {
 }
 
 /** The production app built by the production factories, on a test Redis, plus a reader of its webhook queue. */
-export async function testApp(redis: TestRedis, extra: Env = {}) {
-  const config: Config = loadConfig(testEnv(redis, { LOG_LEVEL: 'info', ...extra }))
+export async function testApp(redis: TestRedis, extra: Env = {}, instances: unknown = testInstances) {
+  const config: Config = loadConfig(testEnv(redis, { LOG_LEVEL: 'info', ...extra }, instances))
   const logs = logCapture()
-  const log = createLogger(config.log, logs.stream)
-  const redisConfig = config.redis as ConnectedRedisConfig
-  const producer = createRedis(redisConfig, 'producer', log)
-  const commands = createRedis(redisConfig, 'commands', log)
-  await waitForReady(commands, 5000)
-  const queues = createQueues({ config: config.queue, producer, log })
-  const enqueuer = createEnqueuer({ config: config.queue, commands, queues, log })
-  const app = createApp({ config, log, instances: createInstances(config.instances), enqueuer, redis: commands })
+  const api = await buildApi(config, config.redis as ConnectedRedisConfig, createLogger(config.log, logs.stream))
   const reader = new Queue(QUEUE.webhook, { connection: { url: redis.url }, prefix: config.queue.prefix })
   return {
-    app,
+    app: api.app,
     config,
     logs: logs.lines,
-    commands,
+    commands: api.commands,
+    metrics: api.metrics,
+    queue: reader,
     /** Resolves once both connections are back after a Redis restart. */
     async reconnected() {
-      return (await waitForReady(producer, 5000)) && (await waitForReady(commands, 5000))
+      return (await waitForReady(api.producer, 5000)) && (await waitForReady(api.commands, 5000))
     },
-    queue: reader,
+    /** Serves the app on a real loopback socket (so client IPs are real); returns its base URL. */
+    serve(): string {
+      api.app.listen({ port: 0, hostname: '127.0.0.1' })
+      return `http://127.0.0.1:${api.app.server!.port}`
+    },
     async close() {
-      await queues.close()
+      await api.app.stop()
       await reader.close()
-      producer.disconnect()
-      commands.disconnect()
+      await api.close()
     },
   }
 }

@@ -63,10 +63,10 @@ describe('/docs', () => {
       paths: Record<string, Record<string, { responses: Record<string, unknown>; security?: unknown[] }>>
       components: { securitySchemes: Record<string, unknown> }
     }
-    expect(Object.keys(doc.paths).sort()).toEqual(['/health', '/webhook/chatwoot', '/webhook/chatwoot/{instance}'])
+    expect(Object.keys(doc.paths).sort()).toEqual(['/health', '/metrics', '/webhook/chatwoot', '/webhook/chatwoot/{instance}'])
     for (const path of ['/webhook/chatwoot', '/webhook/chatwoot/{instance}']) {
       const post = doc.paths[path]!.post!
-      expect(Object.keys(post.responses).sort()).toEqual(['200', '202', '400', '401', '413', '415', '503'])
+      expect(Object.keys(post.responses).sort()).toEqual(['200', '202', '400', '401', '413', '415', '429', '503'])
       expect(post.security).toHaveLength(4)
     }
     expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(['apiAccessToken', 'bearerToken', 'chatwootSignature', 'queryToken'])

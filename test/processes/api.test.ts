@@ -61,6 +61,22 @@ describe('several API processes', () => {
     }
   })
 
+  test('share one rate-limit budget through Redis', async () => {
+    const env = testEnv(redis, { PORT: '0', RATE_LIMIT_IP_BURST: '6', RATE_LIMIT_IP_PER_SECOND: '0.01' })
+    const [a, b] = await Promise.all([api(env), api(env)])
+    const answers: number[] = []
+    for (let i = 0; i < 12; i++) {
+      const response = await fetch(`http://127.0.0.1:${i % 2 ? a.port : b.port}/webhook/chatwoot/acme?token=wrong-0123456789abcdef`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      })
+      answers.push(response.status)
+    }
+    expect(answers.filter((s) => s === 401)).toHaveLength(6)
+    expect(answers.slice(6)).toEqual(Array(6).fill(429))
+  })
+
   test('share one port (SO_REUSEPORT), and /health says which process answered', async () => {
     const port = await freePort()
     const env = testEnv(redis, { PORT: String(port) })

@@ -1,0 +1,180 @@
+import type { Redis } from 'ioredis'
+import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible'
+import type { Config, InstanceRateLimit } from '../config.ts'
+import { RateLimited } from '../errors.ts'
+import type { Instances } from '../instances.ts'
+import type { Log } from '../log.ts'
+import type { Metrics } from '../metrics.ts'
+import { MemoryTokenBucket, type BucketParams } from './memory-bucket.ts'
+import tokenBucketScript from './token-bucket.lua' with { type: 'text' }
+
+/** Which bucket refused: per-IP ones by route class, or the instance's own. */
+export type KeyClass = 'ip_webhook' | 'ip_other' | 'ip_admin' | 'instance'
+export type RouteClass = 'webhook' | 'admin' | 'other'
+
+/** What one take left, for the RateLimit-* headers; `delayMs` > 0 when the work is shaped (delayed) instead. */
+export interface LimitResult {
+  limit: number
+  remaining: number
+  resetSeconds: number
+  delayMs: number
+}
+
+export interface Limiter {
+  /** The per-IP bucket of a route class: everything but authenticated webhooks. Throws RateLimited. */
+  takeForIp(routeClass: RouteClass, ip: string): Promise<LimitResult | null>
+  /** The instance's bucket (per instance and client IP) for its authenticated webhooks. Throws RateLimited. */
+  takeForInstance(instanceId: string, ip: string): Promise<LimitResult | null>
+}
+
+interface Deps {
+  config: Config['rateLimit']
+  /** The queue prefix; bucket keys drop its hash tag so they spread over a Redis Cluster's slots. */
+  keyPrefix: string
+  redis: Redis
+  instances: Instances
+  log: Log
+  metrics: Metrics
+}
+
+const DISABLED: Limiter = { takeForIp: async () => null, takeForInstance: async () => null }
+
+/** Every bucket is built here, once; a request only picks one and takes a token (one auto-pipelined round trip). */
+export function createLimiter(deps: Deps): Limiter {
+  const { config, log, metrics } = deps
+  if (!config.enabled) return DISABLED
+  const prefix = `${deps.keyPrefix.replace(/[{}]/g, '')}:rl`
+  const redisState = reportRedisState(log)
+  const bucket = (name: string, params: BucketParams) => ({ params, limiter: new RedisTokenBucket(deps.redis, params, `${prefix}:${name}`, redisState) })
+
+  const ipBuckets = {
+    webhook: { keyClass: 'ip_webhook' as const, ...bucket('ip-webhook', plain(config.ip)) },
+    other: { keyClass: 'ip_other' as const, ...bucket('ip-other', plain(config.ip)) },
+    admin: { keyClass: 'ip_admin' as const, ...bucket('ip-admin', plain(config.admin)) },
+  }
+  const instanceBuckets = new Map(
+    deps.instances.list().map((instance) => {
+      const limit: InstanceRateLimit = { ...config.instance, ...instance.config.rateLimit }
+      return [instance.id, bucket(`instance:${instance.id}`, shaping(limit, config.maxShapeDelayMs))]
+    }),
+  )
+
+  async function take(chosen: ReturnType<typeof bucket>, key: string, keyClass: KeyClass, instance: string): Promise<LimitResult | null> {
+    const { capacity, ratePerSecond } = chosen.params
+    try {
+      const res = await chosen.limiter.consume(key)
+      const refillSeconds = (capacity - res.remainingPoints) / ratePerSecond + res.msBeforeNext / 1000
+      return { limit: capacity, remaining: res.remainingPoints, resetSeconds: Math.ceil(refillSeconds), delayMs: res.msBeforeNext }
+    } catch (refusal) {
+      if (!(refusal instanceof RateLimiterRes)) {
+        log.error({ err: (refusal as Error).message }, 'rate limiter failed; letting the request through')
+        return null
+      }
+      metrics.rateLimited.inc({ class: keyClass, instance })
+      const retryAfter = Math.max(1, Math.ceil(refusal.msBeforeNext / 1000))
+      throw new RateLimited(retryAfter, rateLimitHeaders({ limit: capacity, remaining: 0, resetSeconds: retryAfter, delayMs: 0 }))
+    }
+  }
+
+  return {
+    takeForIp(routeClass, ip) {
+      const chosen = ipBuckets[routeClass]
+      return take(chosen, ip, chosen.keyClass, '')
+    },
+    takeForInstance(instanceId, ip) {
+      const chosen = instanceBuckets.get(instanceId)
+      return chosen ? take(chosen, `${instanceId}:${ip}`, 'instance', instanceId) : Promise.resolve(null)
+    },
+  }
+}
+
+export function rateLimitHeaders(result: LimitResult): Record<string, string> {
+  return {
+    'ratelimit-limit': String(result.limit),
+    'ratelimit-remaining': String(result.remaining),
+    'ratelimit-reset': String(result.resetSeconds),
+  }
+}
+
+function plain(limit: { perSecond: number; burst: number }): BucketParams {
+  return { capacity: limit.burst, ratePerSecond: limit.perSecond, ceilingPerSecond: 0, maxDelayMs: 0 }
+}
+
+function shaping(limit: InstanceRateLimit, maxShapeDelayMs: number): BucketParams {
+  return {
+    capacity: limit.burst,
+    ratePerSecond: limit.perSecond,
+    ceilingPerSecond: limit.ceilingPerSecond,
+    maxDelayMs: limit.policy === 'shape' ? maxShapeDelayMs : 0,
+  }
+}
+
+interface RedisState {
+  up(): void
+  down(reason: string): void
+}
+
+/** Logs once when the limiter falls back to per-process memory and once when Redis is back, not per request. */
+function reportRedisState(log: Log): RedisState {
+  let down = false
+  return {
+    up() {
+      if (!down) return
+      down = false
+      log.info('rate limiter: Redis is back; limits are fleet-wide again')
+    },
+    down(reason) {
+      if (down) return
+      down = true
+      log.warn({ err: reason }, 'rate limiter: Redis unavailable; limiting per process in memory until it is back')
+    },
+  }
+}
+
+type BucketCommand = Redis & {
+  rlflxIncr(key: string, take: number, capacity: number, rate: number, ceiling: number, maxDelayMs: number): Promise<[number, number]>
+}
+
+const NOT_READY = new Error('Redis connection is not ready')
+
+/**
+ * rate-limiter-flexible's Redis limiter running token-bucket.lua. The library hands a custom script only the key,
+ * points, TTL and its fixed-window settings; a bucket needs its rate, ceiling and shaping bound, so this sends those
+ * itself. All around it is the library's: results, refusals, in-memory blocking of refused keys without a round
+ * trip, and the insurance limiter (the same bucket in memory) when Redis fails.
+ */
+class RedisTokenBucket extends RateLimiterRedis {
+  private readonly redis: BucketCommand
+
+  constructor(
+    redis: Redis,
+    readonly params: BucketParams,
+    keyPrefix: string,
+    private readonly redisState: RedisState,
+  ) {
+    super({
+      storeClient: redis,
+      keyPrefix,
+      points: params.capacity,
+      duration: 1,
+      customIncrTtlLuaScript: tokenBucketScript,
+      inMemoryBlockOnConsumed: params.capacity + 1,
+      insuranceLimiter: new MemoryTokenBucket(params),
+    })
+    this.redis = redis as BucketCommand
+  }
+
+  /** Called by the library for every consume (its signature: key, points, msDuration, forceExpire). */
+  _upsert(key: string, take: number): Promise<[number, number]> {
+    if (this.redis.status !== 'ready') {
+      this.redisState.down(NOT_READY.message)
+      return Promise.reject(NOT_READY)
+    }
+    this.redisState.up()
+    const { capacity, ratePerSecond, ceilingPerSecond, maxDelayMs } = this.params
+    return this.redis.rlflxIncr(key, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs).catch((error: Error) => {
+      this.redisState.down(error.message)
+      throw error
+    })
+  }
+}
