@@ -1,6 +1,7 @@
 /**
- * Ingest benchmark: one hookgate API process against a bare Bun.serve doing the same lock + Queue.add
- * (loadtest/baseline-server.ts), same Redis, same wrk load, alternating in each round so drift hits both.
+ * Ingest benchmark: one hookgate API process, with rate limiting off and on (limits set high so nothing is refused),
+ * against a bare Bun.serve doing the same lock + Queue.add (loadtest/baseline-server.ts); same Redis, same wrk load,
+ * the order rotated each round so drift hits all alike.
  *
  *   bun loadtest/bench-ingest.ts [--rounds 3] [--duration 10] [--connections 64] [--threads 2]
  *
@@ -57,21 +58,29 @@ if (!(await waitForLine(redis.stdout, /Ready to accept connections/, 10_000))) t
 const redisUrl = `redis://127.0.0.1:${redisPort}`
 const admin = new Redis(redisUrl)
 
+const hookgate = (port: number, name: string, limits: Record<string, string>): Target => ({
+  name,
+  command: ['bun', join(ROOT, 'src/main.ts'), 'api'],
+  env: { PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redisUrl, HOOKGATE_CONFIG: instancesFile, LOG_LEVEL: 'info', HOOKGATE_DATA_DIR: work, ...limits },
+  path: `/webhook/chatwoot/bench?token=${TOKEN}`,
+})
+const HIGH = '1000000'
 const targets = (port: number): Target[] => [
   { name: 'baseline (Bun.serve + SET NX + Queue.add)', command: ['bun', join(ROOT, 'loadtest/baseline-server.ts'), String(port), redisUrl], env: {}, path: '/' },
-  {
-    name: 'hookgate api',
-    command: ['bun', join(ROOT, 'src/main.ts'), 'api'],
-    env: { PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redisUrl, HOOKGATE_CONFIG: instancesFile, LOG_LEVEL: 'info', HOOKGATE_DATA_DIR: work },
-    path: `/webhook/chatwoot/bench?token=${TOKEN}`,
-  },
+  hookgate(port, 'hookgate api, rate limiting off', { RATE_LIMIT_ENABLED: 'false' }),
+  hookgate(port, 'hookgate api, rate limiting on', {
+    RATE_LIMIT_INSTANCE_PER_SECOND: HIGH,
+    RATE_LIMIT_INSTANCE_BURST: HIGH,
+    RATE_LIMIT_INSTANCE_CEILING_PER_SECOND: HIGH,
+  }),
 ]
 
 const results = new Map<string, Sample[]>()
 try {
   for (let round = 0; round < Number(args.rounds); round++) {
     const port = await freePort()
-    const order = round % 2 === 0 ? targets(port) : targets(port).reverse()
+    const all = targets(port)
+    const order = [...all.slice(round % all.length), ...all.slice(0, round % all.length)]
     for (const target of order) {
       const sample = await measure(target, port)
       results.set(target.name, [...(results.get(target.name) ?? []), sample])
@@ -143,9 +152,8 @@ function report(): void {
     p99: median(samples.map((s) => s.p99)),
     non2xx: samples.reduce((sum, s) => sum + s.non2xx, 0),
   }))
-  const [baseline, hookgate] = rows
-  console.log(`\nmedians of ${args.rounds} rounds, wrk -t${args.threads} -c${args.connections} -d${args.duration}s, one process, local Redis`)
-  console.log('| target | req/s | p50 ms | p99 ms | non-2xx |\n|---|---|---|---|---|')
-  for (const row of rows) console.log(`| ${row.name} | ${row.rps.toFixed(0)} | ${row.p50} | ${row.p99} | ${row.non2xx} |`)
-  if (baseline && hookgate) console.log(`hookgate / baseline throughput: ${(hookgate.rps / baseline.rps).toFixed(2)}`)
+  const [baseline, ...others] = rows
+  for (const row of others) console.log(`${row.name} / baseline throughput: ${(row.rps / baseline!.rps).toFixed(2)}`)
+  const [off, on] = others
+  if (off && on) console.log(`rate limiting costs ${((1 - on.rps / off.rps) * 100).toFixed(1)} % of throughput`)
 }

@@ -1,6 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis'
 import type { RedisConfig } from './config.ts'
 import type { Log } from './log.ts'
+import { giveTracingChannelHasSubscribers } from './tracing-channel.ts'
 
 /**
  * What a connection is for decides how it fails:
@@ -13,6 +14,7 @@ export type RedisPurpose = 'producer' | 'commands' | 'worker'
 export type ConnectedRedisConfig = Exclude<RedisConfig, { mode: 'embedded' }>
 
 export function createRedis(config: ConnectedRedisConfig, purpose: RedisPurpose, log: Log): Redis {
+  giveTracingChannelHasSubscribers()
   const options: RedisOptions = {
     connectionName: `hookgate:${purpose}:${process.pid}`,
     ...(purpose === 'worker'

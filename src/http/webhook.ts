@@ -1,7 +1,7 @@
 import { Elysia, t } from 'elysia'
 import { PayloadTooLarge, UnsupportedMediaType } from '../errors.ts'
-import { credentialsFrom, dedupeKey, parseEvent, verifyChatwoot } from '../ingest/chatwoot.ts'
-import { rateLimitHeaders } from '../ingest/ratelimit.ts'
+import { credentialsFrom, dedupeKey, parseEvent, verifyChatwoot, type ChatwootEvent } from '../ingest/chatwoot.ts'
+import { rateLimitHeaders, type LimitResult } from '../ingest/ratelimit.ts'
 import type { Instance } from '../instances.ts'
 import type { EnqueueResult } from '../queue/enqueue.ts'
 import type { AppDeps } from './app.ts'
@@ -83,13 +83,21 @@ export function webhookRoutes(deps: AppDeps) {
     const started = performance.now()
     const ip = clientIp(request, server)
     const { instance, raw } = await authenticate(request, instanceId, query, ip)
-    const limit = await limiter.takeForInstance(instance.id, ip)
     const body = decoder.decode(raw)
-    const event = parseEvent(body)
+    let event: ChatwootEvent
+    try {
+      event = parseEvent(body)
+    } catch (error) {
+      // An authenticated sender's bad body still costs it a token, so even its floods meet the instance's limit.
+      await limiter.takeForInstance(instance.id, ip)
+      throw error
+    }
     const deliveryId = request.headers.get('x-chatwoot-delivery')
+    const lock = enqueuer.lockFor(dedupeKey(instance.id, event, raw, deliveryId))
+    const limit = await limiter.takeForInstance(instance.id, ip, lock)
     const delayMs = limit?.delayMs ?? 0
     const result = await enqueuer.enqueueWebhook(
-      dedupeKey(instance.id, event, raw, deliveryId),
+      lock,
       { instanceId: instance.id, event: event.event, body, deliveryId: deliveryId ?? undefined, receivedAt: Date.now() },
       delayMs,
     )

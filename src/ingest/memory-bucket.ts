@@ -44,7 +44,7 @@ export class MemoryTokenBucket extends RateLimiterCompatibleAbstract {
     return consumed > this.params.capacity ? Promise.reject(res) : Promise.resolve(res)
   }
 
-  /** Returns [consumed, msBeforeNext] exactly as token-bucket.lua does. */
+  /** Returns [consumed, msBeforeNext] exactly as token-bucket.lua does; read them side by side. */
   take(key: string, take: number): [number, number] {
     const { capacity, ceilingPerSecond } = this.params
     const rate = this.params.ratePerSecond / 1000
@@ -55,23 +55,21 @@ export class MemoryTokenBucket extends RateLimiterCompatibleAbstract {
     const elapsed = Math.max(0, now - (state?.at ?? now))
     let tokens = Math.min(capacity, (state?.tokens ?? capacity) + elapsed * rate)
     let ceiling = Math.min(ceilingPerSecond, (state?.ceiling ?? ceilingPerSecond) + elapsed * ceilingRate)
-    const save = () => {
-      if (!state && this.buckets.size >= MAX_KEYS) this.forgetIdle()
-      this.buckets.set(key, { tokens, ceiling, at: now })
+
+    let result: [number, number]
+    if (ceilingRate > 0 && ceiling < take) {
+      result = [capacity + 1, Math.ceil((take - ceiling) / ceilingRate)]
+    } else if (tokens - take < -maxDebt) {
+      result = [capacity + 1, Math.ceil((take - tokens - maxDebt) / rate)]
+    } else {
+      tokens -= take
+      ceiling -= take
+      result = tokens >= 0 ? [capacity - Math.floor(tokens), 0] : [capacity, Math.ceil(-tokens / rate)]
     }
 
-    if (ceilingRate > 0 && ceiling < take) {
-      save()
-      return [capacity + 1, Math.ceil((take - ceiling) / ceilingRate)]
-    }
-    if (tokens - take < -maxDebt) {
-      save()
-      return [capacity + 1, Math.ceil((take - tokens - maxDebt) / rate)]
-    }
-    tokens -= take
-    ceiling -= take
-    save()
-    return tokens >= 0 ? [capacity - Math.floor(tokens), 0] : [capacity, Math.ceil(-tokens / rate)]
+    if (!state && this.buckets.size >= MAX_KEYS) this.forgetIdle()
+    this.buckets.set(key, { tokens, ceiling, at: now })
+    return result
   }
 
   private forgetIdle(): void {

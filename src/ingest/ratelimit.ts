@@ -5,6 +5,7 @@ import { RateLimited } from '../errors.ts'
 import type { Instances } from '../instances.ts'
 import type { Log } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
+import type { DedupeLock } from '../queue/enqueue.ts'
 import { MemoryTokenBucket, type BucketParams } from './memory-bucket.ts'
 import tokenBucketScript from './token-bucket.lua' with { type: 'text' }
 
@@ -23,8 +24,11 @@ export interface LimitResult {
 export interface Limiter {
   /** The per-IP bucket of a route class: everything but authenticated webhooks. Throws RateLimited. */
   takeForIp(routeClass: RouteClass, ip: string): Promise<LimitResult | null>
-  /** The instance's bucket (per instance and client IP) for its authenticated webhooks. Throws RateLimited. */
-  takeForInstance(instanceId: string, ip: string): Promise<LimitResult | null>
+  /**
+   * The instance's bucket (per instance and client IP) for its authenticated webhooks. Throws RateLimited. Given the
+   * event's dedupe lock, takes it in the same Redis command when the token is granted, and records it in the lock.
+   */
+  takeForInstance(instanceId: string, ip: string, lock?: DedupeLock): Promise<LimitResult | null>
 }
 
 interface Deps {
@@ -59,10 +63,16 @@ export function createLimiter(deps: Deps): Limiter {
     }),
   )
 
-  async function take(chosen: ReturnType<typeof bucket>, key: string, keyClass: KeyClass, instance: string): Promise<LimitResult | null> {
+  async function take(
+    chosen: ReturnType<typeof bucket>,
+    key: string,
+    keyClass: KeyClass,
+    instance: string,
+    options?: TakeOptions,
+  ): Promise<LimitResult | null> {
     const { capacity, ratePerSecond } = chosen.params
     try {
-      const res = await chosen.limiter.consume(key)
+      const res = await chosen.limiter.consume(key, 1, options)
       const refillSeconds = (capacity - res.remainingPoints) / ratePerSecond + res.msBeforeNext / 1000
       return { limit: capacity, remaining: res.remainingPoints, resetSeconds: Math.ceil(refillSeconds), delayMs: res.msBeforeNext }
     } catch (refusal) {
@@ -81,9 +91,9 @@ export function createLimiter(deps: Deps): Limiter {
       const chosen = ipBuckets[routeClass]
       return take(chosen, ip, chosen.keyClass, '')
     },
-    takeForInstance(instanceId, ip) {
+    takeForInstance(instanceId, ip, lock) {
       const chosen = instanceBuckets.get(instanceId)
-      return chosen ? take(chosen, `${instanceId}:${ip}`, 'instance', instanceId) : Promise.resolve(null)
+      return chosen ? take(chosen, `${instanceId}:${ip}`, 'instance', instanceId, lock && { lock }) : Promise.resolve(null)
     },
   }
 }
@@ -131,8 +141,14 @@ function reportRedisState(log: Log): RedisState {
   }
 }
 
+/** What a consume may carry to the bucket's script: rate-limiter-flexible hands its options through to `_upsert`. */
+interface TakeOptions {
+  lock?: DedupeLock
+}
+
 type BucketCommand = Redis & {
-  rlflxIncr(key: string, take: number, capacity: number, rate: number, ceiling: number, maxDelayMs: number): Promise<[number, number]>
+  /** token-bucket.lua with the number of keys first: 1 (the bucket) or 3 (with the dedupe lock's keys). */
+  takeToken(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<[number, number, number?]>
 }
 
 const NOT_READY = new Error('Redis connection is not ready')
@@ -162,19 +178,27 @@ class RedisTokenBucket extends RateLimiterRedis {
       insuranceLimiter: new MemoryTokenBucket(params),
     })
     this.redis = redis as BucketCommand
+    this.redis.defineCommand('takeToken', { lua: tokenBucketScript })
   }
 
-  /** Called by the library for every consume (its signature: key, points, msDuration, forceExpire). */
-  _upsert(key: string, take: number): Promise<[number, number]> {
+  /** Called by the library for every consume (its signature: key, points, msDuration, forceExpire, options). */
+  async _upsert(key: string, take: number, _msDuration?: number, _forceExpire?: boolean, options?: TakeOptions): Promise<[number, number]> {
     if (this.redis.status !== 'ready') {
       this.redisState.down(NOT_READY.message)
-      return Promise.reject(NOT_READY)
+      throw NOT_READY
     }
     this.redisState.up()
-    const { capacity, ratePerSecond, ceilingPerSecond, maxDelayMs } = this.params
-    return this.redis.rlflxIncr(key, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs).catch((error: Error) => {
-      this.redisState.down(error.message)
+    const { capacity: c, ratePerSecond: r, ceilingPerSecond: ceiling, maxDelayMs: d } = this.params
+    const lock = options?.lock
+    try {
+      const [consumed, msBeforeNext, locked] = lock
+        ? await this.redis.takeToken(3, key, lock.key, lock.jobKey, take, c, r, ceiling, d, lock.ttlMs, lock.owner)
+        : await this.redis.takeToken(1, key, take, c, r, ceiling, d)
+      if (lock && locked !== undefined) lock.locked = locked === 1
+      return [consumed, msBeforeNext]
+    } catch (error) {
+      this.redisState.down((error as Error).message)
       throw error
-    })
+    }
   }
 }

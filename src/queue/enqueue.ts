@@ -10,9 +10,26 @@ import type { Queues } from './queues.ts'
 
 export type EnqueueResult = { status: 'queued'; jobId: string } | { status: 'already_queued'; jobId: string }
 
+/**
+ * The dedupe lock one event's enqueue needs. The instance's rate limit takes it in the same Redis script as its token
+ * and records the outcome in `locked`; when nothing did, the enqueuer takes it itself.
+ */
+export interface DedupeLock {
+  jobId: string
+  key: string
+  /** The job's own key: while it exists, the event is queued already, lock or not. */
+  jobKey: string
+  ttlMs: number
+  /** Unique to this request, so only its owner releases the lock. */
+  owner: string
+  /** true: held by this request; false: the event is queued already; undefined: not tried yet. */
+  locked?: boolean
+}
+
 export interface Enqueuer {
-  /** `delayMs`: hold the job that long before a worker may take it (shaping). */
-  enqueueWebhook(dedupeKey: string, data: WebhookJobData, delayMs?: number): Promise<EnqueueResult>
+  lockFor(dedupeKey: string): DedupeLock
+  /** Queues the event unless it is queued already; `delayMs` holds it back that long (shaping). */
+  enqueueWebhook(lock: DedupeLock, data: WebhookJobData, delayMs?: number): Promise<EnqueueResult>
 }
 
 interface LockCommands {
@@ -21,8 +38,8 @@ interface LockCommands {
 }
 
 /**
- * First arrival of a dedupe key takes the lock (one round trip) and adds the job with the key as its id (a second);
- * a repeat while the lock is held or the job exists is answered after the first round trip.
+ * The first arrival of a dedupe key holds its lock (taken by the rate limit's script, or here: one round trip) and
+ * adds the job with the key as its id (a second); a repeat while the lock lives or the job exists adds nothing.
  */
 export function createEnqueuer(deps: { config: Config['queue']; commands: Redis; queues: Queues; log: Log }): Enqueuer {
   const { config, queues, log } = deps
@@ -30,28 +47,36 @@ export function createEnqueuer(deps: { config: Config['queue']; commands: Redis;
   commands.defineCommand('acquireDedupeLock', { numberOfKeys: 2, lua: acquireScript })
   commands.defineCommand('releaseDedupeLock', { numberOfKeys: 1, lua: releaseScript })
 
-  return {
-    async enqueueWebhook(dedupeKey, data, delayMs = 0) {
-      const lockKey = dedupeLockKey(config.prefix, dedupeKey)
-      const owner = randomUUID()
-      let acquired: number
-      try {
-        acquired = await commands.acquireDedupeLock(lockKey, webhookJobKey(config.prefix, dedupeKey), config.lockTtlMs, owner)
-      } catch (error) {
-        log.error({ err: (error as Error).message, jobId: dedupeKey }, 'dedupe lock failed')
-        throw new Unavailable()
-      }
-      if (acquired === 0) return { status: 'already_queued', jobId: dedupeKey }
+  async function acquire(lock: DedupeLock): Promise<boolean> {
+    try {
+      return (await commands.acquireDedupeLock(lock.key, lock.jobKey, lock.ttlMs, lock.owner)) === 1
+    } catch (error) {
+      log.error({ err: (error as Error).message, jobId: lock.jobId }, 'dedupe lock failed')
+      throw new Unavailable()
+    }
+  }
 
+  return {
+    lockFor: (dedupeKey) => ({
+      jobId: dedupeKey,
+      key: dedupeLockKey(config.prefix, dedupeKey),
+      jobKey: webhookJobKey(config.prefix, dedupeKey),
+      ttlMs: config.lockTtlMs,
+      owner: randomUUID(),
+    }),
+
+    async enqueueWebhook(lock, data, delayMs = 0) {
+      const locked = lock.locked ?? (await acquire(lock))
+      if (!locked) return { status: 'already_queued', jobId: lock.jobId }
       try {
-        await queues.webhook.add(JOB.chatwootEvent, data, delayMs > 0 ? { jobId: dedupeKey, delay: delayMs } : { jobId: dedupeKey })
+        await queues.webhook.add(JOB.chatwootEvent, data, delayMs > 0 ? { jobId: lock.jobId, delay: delayMs } : { jobId: lock.jobId })
       } catch (error) {
-        log.error({ err: (error as Error).message, jobId: dedupeKey }, 'enqueue failed')
+        log.error({ err: (error as Error).message, jobId: lock.jobId }, 'enqueue failed')
         // So that a retry of this event is not answered "already_queued" for a job that does not exist.
-        commands.releaseDedupeLock(lockKey, owner).catch(() => {})
+        commands.releaseDedupeLock(lock.key, lock.owner).catch(() => {})
         throw new Unavailable()
       }
-      return { status: 'queued', jobId: dedupeKey }
+      return { status: 'queued', jobId: lock.jobId }
     },
   }
 }
