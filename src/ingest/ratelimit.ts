@@ -63,7 +63,7 @@ export function createLimiter(deps: Deps): Limiter {
     }),
   )
 
-  async function take(
+  function take(
     chosen: ReturnType<typeof bucket>,
     key: string,
     keyClass: KeyClass,
@@ -71,19 +71,23 @@ export function createLimiter(deps: Deps): Limiter {
     options?: TakeOptions,
   ): Promise<LimitResult | null> {
     const { capacity, ratePerSecond } = chosen.params
-    try {
-      const res = await chosen.limiter.consume(key, 1, options)
-      const refillSeconds = (capacity - res.remainingPoints) / ratePerSecond + res.msBeforeNext / 1000
-      return { limit: capacity, remaining: res.remainingPoints, resetSeconds: Math.ceil(refillSeconds), delayMs: res.msBeforeNext }
-    } catch (refusal) {
-      if (!(refusal instanceof RateLimiterRes)) {
-        log.error({ err: (refusal as Error).message }, 'rate limiter failed; letting the request through')
-        return null
-      }
-      metrics.rateLimited.inc({ class: keyClass, instance })
-      const retryAfter = Math.max(1, Math.ceil(refusal.msBeforeNext / 1000))
-      throw new RateLimited(retryAfter, rateLimitHeaders({ limit: capacity, remaining: 0, resetSeconds: retryAfter, delayMs: 0 }))
-    }
+    return chosen.limiter.consume(key, 1, options).then(
+      (res) => ({
+        limit: capacity,
+        remaining: res.remainingPoints,
+        resetSeconds: Math.ceil((capacity - res.remainingPoints) / ratePerSecond + res.msBeforeNext / 1000),
+        delayMs: res.msBeforeNext,
+      }),
+      (refusal) => {
+        if (!(refusal instanceof RateLimiterRes)) {
+          log.error({ err: (refusal as Error).message }, 'rate limiter failed; letting the request through')
+          return null
+        }
+        metrics.rateLimited.inc({ class: keyClass, instance })
+        const retryAfter = Math.max(1, Math.ceil(refusal.msBeforeNext / 1000))
+        throw new RateLimited(retryAfter, rateLimitHeaders({ limit: capacity, remaining: 0, resetSeconds: retryAfter, delayMs: 0 }))
+      },
+    )
   }
 
   return {

@@ -129,11 +129,20 @@ describe('per instance', () => {
     expect((await metrics.shaped.get()).values).toEqual([expect.objectContaining({ labels: { instance: 'noisy' }, value: 3 })])
   })
 
-  test('with policy reject, over the rate is 429 at once', async () => {
-    const { base } = await gateway({}, instances)
+  test('with policy reject, over the rate is 429 at once, and a refused event leaves no dedupe lock behind', async () => {
+    const fast = { instances: [{ id: 'strict', tokens: [ACME_TOKEN], rateLimit: { perSecond: 20, burst: 2, policy: 'reject' } }] }
+    const { base } = await gateway({}, fast)
     const answers: number[] = []
     for (let i = 0; i < 3; i++) answers.push((await post(base, { instance: 'strict' })).status)
     expect(answers).toEqual([202, 202, 429])
+    const refusedEvent = toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: nextMessageId - 1 }))
+    await Bun.sleep(60) // one token is 50 ms at 20/s
+    const retried = await fetch(`${base}/webhook/chatwoot/strict?token=${ACME_TOKEN}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: refusedEvent,
+    })
+    expect(await retried.json()).toMatchObject({ status: 'queued' })
   })
 })
 

@@ -125,6 +125,18 @@ describe('dedupe', () => {
     }
   })
 
+  test('with rate limiting off, the enqueuer takes the lock itself and still queues once', async () => {
+    const unlimited = await testApp(redis, { RATE_LIMIT_ENABLED: 'false' })
+    try {
+      const body = freshMessage()
+      const answers = await Promise.all(Array.from({ length: 30 }, () => unlimited.app.handle(webhookRequest(body))))
+      expect(answers.map((a) => a.status).sort()).toEqual([...Array(29).fill(200), 202])
+      expect(answers[0]!.headers.get('ratelimit-limit')).toBeNull()
+    } finally {
+      await unlimited.close()
+    }
+  })
+
   test('100 concurrent copies of one event queue it once', async () => {
     const body = freshMessage()
     const answers = await Promise.all(Array.from({ length: 100 }, () => post(body)))
