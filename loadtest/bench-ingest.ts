@@ -145,13 +145,16 @@ function median(values: number[]): number {
 }
 
 function report(): void {
-  const rows = [...results].map(([name, samples]) => ({
-    name,
+  const rows = targets(0).map(({ name }) => results.get(name)!).map((samples, i) => ({
+    name: targets(0)[i]!.name,
     rps: median(samples.map((s) => s.rps)),
     p50: median(samples.map((s) => s.p50)),
     p99: median(samples.map((s) => s.p99)),
     non2xx: samples.reduce((sum, s) => sum + s.non2xx, 0),
   }))
+  console.log(`\nmedians of ${args.rounds} rounds, wrk -t${args.threads} -c${args.connections} -d${args.duration}s, one API process, local Redis`)
+  console.log('| target | req/s | p50 ms | p99 ms | non-2xx |\n|---|---|---|---|---|')
+  for (const row of rows) console.log(`| ${row.name} | ${row.rps.toFixed(0)} | ${row.p50} | ${row.p99} | ${row.non2xx} |`)
   const [baseline, ...others] = rows
   for (const row of others) console.log(`${row.name} / baseline throughput: ${(row.rps / baseline!.rps).toFixed(2)}`)
   const [off, on] = others
