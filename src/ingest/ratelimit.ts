@@ -97,7 +97,7 @@ export function createLimiter(deps: Deps): Limiter {
     },
     takeForInstance(instanceId, ip, lock) {
       const chosen = instanceBuckets.get(instanceId)
-      return chosen ? take(chosen, `${instanceId}:${ip}`, 'instance', instanceId, lock && { lock }) : Promise.resolve(null)
+      return chosen ? take(chosen, ip, 'instance', instanceId, lock && { lock }) : Promise.resolve(null)
     },
   }
 }
@@ -158,10 +158,11 @@ type BucketCommand = Redis & {
 const NOT_READY = new Error('Redis connection is not ready')
 
 /**
- * rate-limiter-flexible's Redis limiter running token-bucket.lua. The library hands a custom script only the key,
- * points, TTL and its fixed-window settings; a bucket needs its rate, ceiling and shaping bound, so this sends those
- * itself. All around it is the library's: results, refusals, in-memory blocking of refused keys without a round
- * trip, and the insurance limiter (the same bucket in memory) when Redis fails.
+ * rate-limiter-flexible's Redis limiter with token-bucket.lua as its store call. Its `customIncrTtlLuaScript` would
+ * hand the script only the key, points, TTL and fixed-window settings; a bucket needs its rate, ceiling, shaping bound
+ * and, for webhooks, the dedupe lock's keys, so `_upsert` (the one store call of a consume) runs it with those. All
+ * around it is the library's: results, refusals, in-memory blocking of refused keys without a round trip, and the
+ * insurance limiter (the same bucket in memory) when Redis fails.
  */
 class RedisTokenBucket extends RateLimiterRedis {
   private readonly redis: BucketCommand
@@ -177,7 +178,6 @@ class RedisTokenBucket extends RateLimiterRedis {
       keyPrefix,
       points: params.capacity,
       duration: 1,
-      customIncrTtlLuaScript: tokenBucketScript,
       inMemoryBlockOnConsumed: params.capacity + 1,
       insuranceLimiter: new MemoryTokenBucket(params),
     })
@@ -192,12 +192,12 @@ class RedisTokenBucket extends RateLimiterRedis {
       throw NOT_READY
     }
     this.redisState.up()
-    const { capacity: c, ratePerSecond: r, ceilingPerSecond: ceiling, maxDelayMs: d } = this.params
+    const { capacity, ratePerSecond, ceilingPerSecond, maxDelayMs } = this.params
     const lock = options?.lock
     try {
       const [consumed, msBeforeNext, locked] = lock
-        ? await this.redis.takeToken(3, key, lock.key, lock.jobKey, take, c, r, ceiling, d, lock.ttlMs, lock.owner)
-        : await this.redis.takeToken(1, key, take, c, r, ceiling, d)
+        ? await this.redis.takeToken(3, key, lock.key, lock.jobKey, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs, lock.ttlMs, lock.owner)
+        : await this.redis.takeToken(1, key, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs)
       if (lock && locked !== undefined) lock.locked = locked === 1
       return [consumed, msBeforeNext]
     } catch (error) {

@@ -1,7 +1,7 @@
 --[[
   A token bucket, with an optional ceiling on the arrival rate and optional shaping, on Redis TIME so that every
-  process of the fleet agrees on the clock. Run by rate-limiter-flexible's RateLimiterRedis (see ratelimit.ts for
-  why our subclass passes arguments 2 to 5). src/ingest/memory-bucket.ts is the same algorithm for when Redis is away.
+  process of the fleet agrees on the clock. The store call of our rate-limiter-flexible RateLimiterRedis (ratelimit.ts);
+  src/ingest/memory-bucket.ts is the same algorithm, for when Redis is away.
 
   KEYS[1]  the bucket: tokens, ceiling tokens and ms of the last take, packed as three doubles (struct.pack 'ddd')
   ARGV[1]  tokens to take
