@@ -33,7 +33,7 @@ export function createApp(deps: AppDeps) {
     .onRequest(async function limitByIp(context) {
       const { request, server, set } = context
       // Elysia passes the path to onRequest; its types do not say so.
-      const routeClass = routeClassOf((context as unknown as { path: string }).path)
+      const routeClass = routeClassOf(request.method, (context as unknown as { path: string }).path)
       if (!routeClass) return
       const limit = await limiter.takeForIp(routeClass, clientIp(request, server))
       if (limit) Object.assign(set.headers, rateLimitHeaders(limit))
@@ -58,9 +58,12 @@ export function createApp(deps: AppDeps) {
     .use(webhookRoutes(deps))
 }
 
-/** Webhooks are limited after authentication, in their route; health and metrics never. */
-function routeClassOf(path: string): RouteClass | undefined {
-  if (path === '/health' || path === '/metrics' || path.startsWith('/webhook/') || path === '/webhook') return undefined
+const WEBHOOK_ROUTE = /^\/webhook\/chatwoot(\/[^/]+)?\/?$/
+
+/** The webhook routes limit after authentication, themselves; health and metrics are never limited. */
+function routeClassOf(method: string, path: string): RouteClass | undefined {
+  if (path === '/health' || path === '/metrics') return undefined
+  if (method === 'POST' && WEBHOOK_ROUTE.test(path)) return undefined
   return path.startsWith('/admin') ? 'admin' : 'other'
 }
 

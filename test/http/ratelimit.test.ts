@@ -87,6 +87,9 @@ describe('per client IP, for everything but authenticated webhooks', () => {
     const { base } = await gateway({ RATE_LIMIT_IP_BURST: '1', RATE_LIMIT_IP_PER_SECOND: '0.1', RATE_LIMIT_ADMIN_BURST: '1', RATE_LIMIT_ADMIN_PER_SECOND: '0.1' })
     expect(await statuses([fetch(`${base}/admin/queues`)])).toEqual([404])
     expect(await statuses([fetch(`${base}/admin/queues`)])).toEqual([429])
+    // Not a webhook route, though under /webhook: limited per IP like any other (the class's one token, then 429).
+    expect((await fetch(`${base}/webhook/chatwoot/acme`)).status).toBe(404)
+    expect((await fetch(`${base}/webhook/chatwoot/acme/extra`, { method: 'POST' })).status).toBe(429)
     const health = await statuses(Array.from({ length: 20 }, (_, i) => fetch(`${base}/${i % 2 ? 'health' : 'metrics'}`)))
     expect(health).toEqual(Array(20).fill(200))
   })
