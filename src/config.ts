@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { isIP } from 'node:net'
 import { join, resolve } from 'node:path'
 import { Value } from '@sinclair/typebox/value'
+import { parseCidr } from './http/client-ip.ts'
 import { InstancesFileSchema, type InstanceConfig } from './instances-schema.ts'
 
 export type Env = Record<string, string | undefined>
@@ -90,7 +90,8 @@ export function loadConfig(env: Env): Config {
 
   const port = read.int('PORT', 3000, 0, 65535)
   const dataDir = resolve(read.str('HOOKGATE_DATA_DIR', '.hookgate'))
-  const commandTimeoutMs = read.int('REDIS_COMMAND_TIMEOUT_MS', 2000, 50, 60_000)
+  // A webhook may wait on up to three commands, and Chatwoot gives up after 5 s.
+  const commandTimeoutMs = read.int('REDIS_COMMAND_TIMEOUT_MS', 1000, 50, 60_000)
   const redis = readRedis(env, read, problems, commandTimeoutMs)
   const instanceDefaults: InstanceRateLimit = {
     perSecond: read.num('RATE_LIMIT_INSTANCE_PER_SECOND', 100),
@@ -173,8 +174,8 @@ function reader(env: Env, problems: string[]) {
       const raw = value(name)
       if (raw === undefined) return fallback
       const n = Number(raw)
-      if (!/^\d+(\.\d+)?$/.test(raw) || n <= 0 || n > 1_000_000) {
-        problems.push(`${name}=${JSON.stringify(raw)}: expected a number above 0, at most 1000000`)
+      if (!/^\d+(\.\d+)?$/.test(raw) || n < 0.001 || n > 1_000_000) {
+        problems.push(`${name}=${JSON.stringify(raw)}: expected a number from 0.001 to 1000000`)
         return fallback
       }
       return n
@@ -218,12 +219,7 @@ function readRedis(env: Env, read: ReturnType<typeof reader>, problems: string[]
 function readTrustedProxies(env: Env, problems: string[]): string[] {
   const list = env.TRUSTED_PROXIES?.split(',').map((s) => s.trim()).filter(Boolean) ?? []
   for (const entry of list) {
-    const [address = '', prefix] = entry.split('/')
-    const family = isIP(address)
-    const maxPrefix = family === 6 ? 128 : 32
-    if (family === 0 || (prefix !== undefined && !(/^\d+$/.test(prefix) && Number(prefix) <= maxPrefix))) {
-      problems.push(`TRUSTED_PROXIES: ${JSON.stringify(entry)} is not an IP address or CIDR (10.0.0.0/8, ::1)`)
-    }
+    if (!parseCidr(entry)) problems.push(`TRUSTED_PROXIES: ${JSON.stringify(entry)} is not an IP address or CIDR (10.0.0.0/8, ::1)`)
   }
   return list
 }
@@ -233,6 +229,11 @@ function readAdminToken(env: Env, problems: string[]): string | undefined {
   if (!token) return undefined
   if (token.length < 16) problems.push('ADMIN_TOKEN: use at least 16 characters')
   return token
+}
+
+/** An instance's rate limit: its own settings over the RATE_LIMIT_INSTANCE_* defaults. */
+export function instanceRateLimit(defaults: InstanceRateLimit, instance: InstanceConfig): InstanceRateLimit {
+  return { ...defaults, ...instance.rateLimit }
 }
 
 /** Reads the instances file: JSON, `${ENV}` interpolated in string values, then schema-checked. */
@@ -260,7 +261,7 @@ function readInstancesFile(path: string, env: Env, rateDefaults: InstanceRateLim
     if (!instance.tokens?.length && !instance.webhookSecret?.length) {
       problems.push(`${path}: /instances/${i}: give "tokens" or "webhookSecret" (or both), or nothing can authenticate`)
     }
-    const limit = { ...rateDefaults, ...instance.rateLimit }
+    const limit = instanceRateLimit(rateDefaults, instance)
     if (limit.ceilingPerSecond < limit.perSecond) {
       problems.push(`${path}: /instances/${i}/rateLimit: ceilingPerSecond (${limit.ceilingPerSecond}) is below perSecond (${limit.perSecond})`)
     }

@@ -1,10 +1,9 @@
-/** Every failure we answer with: a snake_case code, an HTTP status, and whether trying again may help. */
+/** Every failure we answer with: a snake_case code and an HTTP status. */
 export class HookgateError extends Error {
   constructor(
     readonly code: string,
     readonly status: number,
     message: string,
-    readonly retryable = false,
     /** Headers the answer carries (Retry-After, RateLimit-*). */
     readonly headers: Readonly<Record<string, string>> = {},
   ) {
@@ -58,7 +57,7 @@ export class UnsupportedMediaType extends HookgateError {
 
 export class RateLimited extends HookgateError {
   constructor(retryAfterSeconds: number, headers: Record<string, string>) {
-    super('rate_limited', 429, `Too many requests; retry in ${retryAfterSeconds} s.`, true, {
+    super('rate_limited', 429, `Too many requests; retry in ${retryAfterSeconds} s.`, {
       ...headers,
       'retry-after': String(retryAfterSeconds),
     })
@@ -67,16 +66,16 @@ export class RateLimited extends HookgateError {
 
 export class Unavailable extends HookgateError {
   constructor(message = 'The event could not be accepted right now; try again.') {
-    super('unavailable', 503, message, true)
+    super('unavailable', 503, message)
   }
 }
 
 export interface ErrorBody {
   error: string
   message: string
-  requestId?: string
+  requestId: string
 }
 
-export function toErrorBody(error: HookgateError, requestId: string | undefined): ErrorBody {
-  return requestId ? { error: error.code, message: error.message, requestId } : { error: error.code, message: error.message }
+export function toErrorBody(error: HookgateError, requestId: string): ErrorBody {
+  return { error: error.code, message: error.message, requestId }
 }

@@ -29,9 +29,11 @@ const Route = Type.Object(
 
 const RateLimit = Type.Object(
   {
-    perSecond: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Sustained events per second' })),
-    burst: Type.Optional(Type.Integer({ minimum: 1, description: 'Events accepted at once above the rate' })),
-    ceilingPerSecond: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Arrivals per second past which 429 applies' })),
+    perSecond: Type.Optional(Type.Number({ minimum: 0.001, maximum: 1_000_000, description: 'Sustained events per second' })),
+    burst: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Events accepted at once above the rate' })),
+    ceilingPerSecond: Type.Optional(
+      Type.Number({ minimum: 0.001, maximum: 1_000_000, description: 'Arrivals per second past which 429 applies' }),
+    ),
     policy: Type.Optional(Type.Union([Type.Literal('shape'), Type.Literal('reject')])),
   },
   { additionalProperties: false },

@@ -34,3 +34,25 @@ function stdoutSink(): DestinationStream {
   process.on('exit', () => sink.flush())
   return { write: (line: string) => void sink.write(line) }
 }
+
+export interface OutageReporter {
+  down(reason: string): void
+  up(): void
+}
+
+/** Logs when something goes down and when it is back, once each, however often either is reported in between. */
+export function createOutageReporter(log: Log, bindings: Record<string, unknown>, messages: { down: string; up: string }): OutageReporter {
+  let down = false
+  return {
+    down(reason) {
+      if (down) return
+      down = true
+      log.warn({ ...bindings, err: reason }, messages.down)
+    },
+    up() {
+      if (!down) return
+      down = false
+      log.info(bindings, messages.up)
+    },
+  }
+}

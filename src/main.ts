@@ -1,5 +1,5 @@
 #!/usr/bin/env bun
-import { startApi } from './api.ts'
+import { startApi, type RunningApi } from './api.ts'
 import { ConfigError, loadConfig, type Config } from './config.ts'
 import { RedisServerMissing, startEmbeddedRedis } from './embedded-redis.ts'
 import { createLogger, type Log } from './log.ts'
@@ -62,7 +62,13 @@ async function start(config: Config, log: Log): Promise<number> {
   }
   const redis: ConnectedRedisConfig =
     config.redis.mode === 'embedded' ? { mode: 'url', url: embedded!.url, commandTimeoutMs: config.redis.commandTimeoutMs } : config.redis
-  const running = await startApi(config, redis, log)
+  let running: RunningApi
+  try {
+    running = await startApi(config, redis, log)
+  } catch (error) {
+    await embedded?.stop()
+    throw error
+  }
   printWebhookUrls(config, running.port)
   await signalled
   return stopAll(log, running, embedded)

@@ -1,12 +1,13 @@
 import { Redis, type RedisOptions } from 'ioredis'
 import type { RedisConfig } from './config.ts'
-import type { Log } from './log.ts'
+import { createOutageReporter, type Log } from './log.ts'
 import { giveTracingChannelHasSubscribers } from './tracing-channel.ts'
 
 /**
  * What a connection is for decides how it fails:
- * - `producer`: BullMQ `Queue.add`; no auto-pipelining (it makes `add` ~35 % slower), fails fast when Redis is away.
- * - `commands`: locks, limits, health; auto-pipelined (~50 % faster for short commands), fails fast.
+ * - `producer`: BullMQ `Queue.add`; no auto-pipelining (it makes `add` ~35 % slower); no offline queue, so once the
+ *   connection is lost a command fails at once instead of waiting for Redis.
+ * - `commands`: locks, limits, health; auto-pipelined (~50 % faster for short commands); no offline queue either.
  * - `worker`: BullMQ workers; blocking commands, so no command timeout and retries forever (BullMQ requires it).
  */
 export type RedisPurpose = 'producer' | 'commands' | 'worker'
@@ -44,17 +45,9 @@ function connect(config: ConnectedRedisConfig, options: RedisOptions): Redis {
 
 /** One log line when a connection goes down and one when it is back, not one per failed retry. */
 function reportConnectionErrors(redis: Redis, purpose: RedisPurpose, log: Log): void {
-  let down = false
-  redis.on('error', (error: Error) => {
-    if (down) return
-    down = true
-    log.error({ purpose, err: error.message }, 'redis connection lost')
-  })
-  redis.on('ready', () => {
-    if (!down) return
-    down = false
-    log.info({ purpose }, 'redis connection back')
-  })
+  const outage = createOutageReporter(log, { purpose }, { down: 'redis connection lost', up: 'redis connection back' })
+  redis.on('error', (error: Error) => outage.down(error.message))
+  redis.on('ready', () => outage.up())
 }
 
 /** Resolves when the connection is ready, or false after `timeoutMs`. */

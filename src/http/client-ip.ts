@@ -14,10 +14,10 @@ export type ClientIp = (request: Request, server: PeerSource | null | undefined)
 export function createClientIp(trustedProxies: readonly string[]): ClientIp {
   const trusted = new BlockList()
   for (const entry of trustedProxies) {
-    const [address = '', prefix] = entry.split('/')
-    const type = isIP(address) === 6 ? 'ipv6' : 'ipv4'
-    if (prefix === undefined) trusted.addAddress(address, type)
-    else trusted.addSubnet(address, Number(prefix), type)
+    const range = parseCidr(entry)
+    if (!range) throw new Error(`not an IP address or CIDR: ${entry}`)
+    if (range.prefix === undefined) trusted.addAddress(range.address, range.type)
+    else trusted.addSubnet(range.address, range.prefix, range.type)
   }
   const isTrusted = (address: string) => trustedProxies.length > 0 && trusted.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4')
 
@@ -36,6 +36,16 @@ export function createClientIp(trustedProxies: readonly string[]): ClientIp {
     }
     return normalize(request.headers.get('x-real-ip')?.trim()) ?? peer
   }
+}
+
+/** `10.0.0.0/8`, `::1` or `2001:db8::/32` as its parts, or undefined when it is none of these. */
+export function parseCidr(entry: string): { address: string; prefix?: number; type: 'ipv4' | 'ipv6' } | undefined {
+  const [address = '', prefix] = entry.split('/')
+  const family = isIP(address)
+  if (family === 0) return undefined
+  if (prefix === undefined) return { address, type: family === 6 ? 'ipv6' : 'ipv4' }
+  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > (family === 6 ? 128 : 32)) return undefined
+  return { address, prefix: Number(prefix), type: family === 6 ? 'ipv6' : 'ipv4' }
 }
 
 /** A valid IP in its plain form (IPv4-mapped IPv6 as IPv4), or undefined. */

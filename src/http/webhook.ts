@@ -93,7 +93,7 @@ export function webhookRoutes(deps: AppDeps) {
       throw error
     }
     const deliveryId = request.headers.get('x-chatwoot-delivery')
-    const lock = enqueuer.lockFor(dedupeKey(instance.id, event, raw, deliveryId))
+    const lock = enqueuer.lockFor(dedupeKey(instance.id, event, raw))
     const limit = await limiter.takeForInstance(instance.id, ip, lock)
     const delayMs = limit?.delayMs ?? 0
     const result = await enqueuer.enqueueWebhook(
@@ -110,43 +110,42 @@ export function webhookRoutes(deps: AppDeps) {
     return { result: shaped ? { ...result, shaped: true } : result, headers: limit ? rateLimitHeaders(limit) : {} }
   }
 
+  async function answer(context: AnswerContext, instanceId: string): Promise<Received['result']> {
+    const { result, headers } = await receive(context.request, context.server, instanceId, context.query, context.requestId)
+    Object.assign(context.set.headers, headers)
+    context.set.status = result.status === 'queued' ? 202 : 200
+    return result
+  }
+
   return new Elysia({ name: 'webhook' })
     .use(requestContext)
-    .post(
-      '/webhook/chatwoot/:instance',
-      async ({ request, server, params, query, requestId, set, status }) => {
-        const { result, headers } = await receive(request, server, params.instance, query, requestId)
-        Object.assign(set.headers, headers)
-        return result.status === 'queued' ? status(202, result) : status(200, result)
+    .post('/webhook/chatwoot/:instance', (context) => answer(context, context.params.instance), {
+      parse: 'none',
+      params: t.Object({ instance: t.String({ description: 'The instance id from the instances file' }) }),
+      response: responses,
+      detail: { ...documentation, summary: 'Receive one Chatwoot webhook for an instance' },
+    })
+    .post('/webhook/chatwoot', (context) => answer(context, context.request.headers.get('x-chatwoot-instance-id') ?? ''), {
+      parse: 'none',
+      response: responses,
+      detail: {
+        ...documentation,
+        summary: 'Receive one Chatwoot webhook; the instance is named in X-Chatwoot-Instance-Id',
+        parameters: [{ name: 'X-Chatwoot-Instance-Id', in: 'header', required: true, schema: { type: 'string' } }],
       },
-      {
-        parse: 'none',
-        params: t.Object({ instance: t.String({ description: 'The instance id from the instances file' }) }),
-        response: responses,
-        detail: { ...documentation, summary: 'Receive one Chatwoot webhook for an instance' },
-      },
-    )
-    .post(
-      '/webhook/chatwoot',
-      async ({ request, server, query, requestId, set, status }) => {
-        const instanceId = request.headers.get('x-chatwoot-instance-id') ?? ''
-        const { result, headers } = await receive(request, server, instanceId, query, requestId)
-        Object.assign(set.headers, headers)
-        return result.status === 'queued' ? status(202, result) : status(200, result)
-      },
-      {
-        parse: 'none',
-        response: responses,
-        detail: {
-          ...documentation,
-          summary: 'Receive one Chatwoot webhook; the instance is named in X-Chatwoot-Instance-Id',
-          parameters: [{ name: 'X-Chatwoot-Instance-Id', in: 'header', required: true, schema: { type: 'string' } }],
-        },
-      },
-    )
+    })
 }
 
 type Query = Record<string, string | undefined>
+
+/** The part of a webhook route's Elysia context that answering needs. */
+interface AnswerContext {
+  request: Request
+  server: PeerSource | null
+  query: Query
+  requestId: string
+  set: { headers: Record<string, string | number>; status?: number | string }
+}
 
 function requireJson(headers: Headers): void {
   const type = headers.get('content-type')

@@ -23,11 +23,18 @@ export function credentialsFrom(headers: Headers, query: Record<string, string |
 }
 
 const SIGNATURE = /^sha256=([0-9a-f]{64})$/i
-const UNKNOWN_INSTANCE_DIGEST = tokenDigest('hookgate:no-such-instance')
+
+/** Checked in place of an unknown instance, so that how long a refusal takes does not tell which instances exist. */
+const NO_SUCH_INSTANCE: Instance = {
+  id: '',
+  tokenDigests: [tokenDigest('hookgate:no-such-instance')],
+  webhookSecrets: ['hookgate:no-such-instance'],
+  config: { id: '' },
+}
 
 /**
  * Accepts a request whose Chatwoot signature is valid and fresh, or which carries one of the instance's tokens.
- * Every comparison is constant-time; an unknown instance costs the same as a wrong token and gets the same error.
+ * Every comparison is constant-time; an unknown instance is checked like a known one and gets the same error.
  */
 export function verifyChatwoot(
   instance: Instance | undefined,
@@ -36,13 +43,11 @@ export function verifyChatwoot(
   nowSeconds: number,
   toleranceSeconds: number,
 ): asserts instance is Instance {
-  if (!instance) {
-    if (credentials.token) timingSafeEqual(tokenDigest(credentials.token), UNKNOWN_INSTANCE_DIGEST)
-    throw new Unauthorized()
-  }
-  if (instance.webhookSecrets.length > 0 && signatureIsValid(instance, credentials, raw, nowSeconds, toleranceSeconds)) return
-  if (credentials.token && tokenIsValid(instance, credentials.token)) return
-  throw new Unauthorized()
+  const checked = instance ?? NO_SUCH_INSTANCE
+  const valid =
+    (checked.webhookSecrets.length > 0 && signatureIsValid(checked, credentials, raw, nowSeconds, toleranceSeconds)) ||
+    (credentials.token !== null && tokenIsValid(checked, credentials.token))
+  if (!instance || !valid) throw new Unauthorized()
 }
 
 function signatureIsValid(
@@ -93,15 +98,15 @@ export function parseEvent(text: string): ChatwootEvent {
   return body as ChatwootEvent
 }
 
-const DELIVERY_ID = /^[A-Za-z0-9-]{1,64}$/
-
 /**
  * The identity of an event, used as its job id: the same event sent twice yields the same key, distinct events never
  * do. Chatwoot sends one message_created twice with different delivery ids, so messages are keyed by message id;
- * message_updated fires many times per message, so it is keyed per delivery. BullMQ job ids may not contain ':'.
+ * message_updated fires many times per message, so it and every event without an identity of its own is keyed by
+ * its body: a retry (same body, new timestamp) or a replay under a forged X-Chatwoot-Delivery (the header is not
+ * signed) is the same event. BullMQ job ids may not contain ':'.
  */
-export function dedupeKey(instanceId: string, event: ChatwootEvent, raw: Uint8Array, deliveryId: string | null): string {
-  const parts = identity(event) ?? [deliveryId && DELIVERY_ID.test(deliveryId) ? `d${deliveryId}` : `h${sha256(raw)}`]
+export function dedupeKey(instanceId: string, event: ChatwootEvent, raw: Uint8Array): string {
+  const parts = identity(event) ?? [`h${sha256(raw)}`]
   return `${instanceId}.${event.event}.${parts.join('.')}`
 }
 

@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis'
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible'
-import type { Config, InstanceRateLimit } from '../config.ts'
+import { instanceRateLimit, type Config, type InstanceRateLimit } from '../config.ts'
 import { RateLimited } from '../errors.ts'
 import type { Instances } from '../instances.ts'
-import type { Log } from '../log.ts'
+import { createOutageReporter, type Log, type OutageReporter } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import type { DedupeLock } from '../queue/enqueue.ts'
 import { MemoryTokenBucket, type BucketParams } from './memory-bucket.ts'
@@ -33,7 +33,7 @@ export interface Limiter {
 
 interface Deps {
   config: Config['rateLimit']
-  /** The queue prefix; bucket keys drop its hash tag so they spread over a Redis Cluster's slots. */
+  /** The Redis key prefix; bucket keys keep its hash tag, as the dedupe lock taken beside them must share their slot. */
   keyPrefix: string
   redis: Redis
   instances: Instances
@@ -47,9 +47,14 @@ const DISABLED: Limiter = { takeForIp: async () => null, takeForInstance: async 
 export function createLimiter(deps: Deps): Limiter {
   const { config, log, metrics } = deps
   if (!config.enabled) return DISABLED
-  const prefix = `${deps.keyPrefix.replace(/[{}]/g, '')}:rl`
-  const redisState = reportRedisState(log)
-  const bucket = (name: string, params: BucketParams) => ({ params, limiter: new RedisTokenBucket(deps.redis, params, `${prefix}:${name}`, redisState) })
+  const prefix = `${deps.keyPrefix}:rl`
+  const redis = deps.redis as BucketCommand
+  redis.defineCommand('takeToken', { lua: tokenBucketScript })
+  const redisState = createOutageReporter(log, {}, {
+    down: 'rate limiter: Redis unavailable; limiting per process in memory until it is back',
+    up: 'rate limiter: Redis is back; limits are fleet-wide again',
+  })
+  const bucket = (name: string, params: BucketParams) => ({ params, limiter: new RedisTokenBucket(redis, params, `${prefix}:${name}`, redisState) })
 
   const ipBuckets = {
     webhook: { keyClass: 'ip_webhook' as const, ...bucket('ip-webhook', plain(config.ip)) },
@@ -58,7 +63,7 @@ export function createLimiter(deps: Deps): Limiter {
   }
   const instanceBuckets = new Map(
     deps.instances.list().map((instance) => {
-      const limit: InstanceRateLimit = { ...config.instance, ...instance.config.rateLimit }
+      const limit = instanceRateLimit(config.instance, instance.config)
       return [instance.id, bucket(`instance:${instance.id}`, shaping(limit, config.maxShapeDelayMs))]
     }),
   )
@@ -93,11 +98,11 @@ export function createLimiter(deps: Deps): Limiter {
   return {
     takeForIp(routeClass, ip) {
       const chosen = ipBuckets[routeClass]
-      return take(chosen, ip, chosen.keyClass, '')
+      return take(chosen, keyOf(ip), chosen.keyClass, '')
     },
     takeForInstance(instanceId, ip, lock) {
       const chosen = instanceBuckets.get(instanceId)
-      return chosen ? take(chosen, ip, 'instance', instanceId, lock && { lock }) : Promise.resolve(null)
+      return chosen ? take(chosen, keyOf(ip), 'instance', instanceId, lock && { lock }) : Promise.resolve(null)
     },
   }
 }
@@ -110,6 +115,17 @@ export function rateLimitHeaders(result: LimitResult): Record<string, string> {
   }
 }
 
+/** An IPv6 client is keyed by its /64: one subscriber usually holds a whole /64, and must not get a bucket per address. */
+export function keyOf(ip: string): string {
+  if (!ip.includes(':')) return ip
+  const [head = '', tail] = ip.split('::')
+  const left = head ? head.split(':') : []
+  const right = tail ? tail.split(':') : []
+  const width = (groups: string[]) => groups.reduce((n, group) => n + (group.includes('.') ? 2 : 1), 0)
+  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - width(left) - width(right)).fill('0'), ...right]
+  return `${groups.slice(0, 4).map((group) => group.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`
+}
+
 function plain(limit: { perSecond: number; burst: number }): BucketParams {
   return { capacity: limit.burst, ratePerSecond: limit.perSecond, ceilingPerSecond: 0, maxDelayMs: 0 }
 }
@@ -120,28 +136,6 @@ function shaping(limit: InstanceRateLimit, maxShapeDelayMs: number): BucketParam
     ratePerSecond: limit.perSecond,
     ceilingPerSecond: limit.ceilingPerSecond,
     maxDelayMs: limit.policy === 'shape' ? maxShapeDelayMs : 0,
-  }
-}
-
-interface RedisState {
-  up(): void
-  down(reason: string): void
-}
-
-/** Logs once when the limiter falls back to per-process memory and once when Redis is back, not per request. */
-function reportRedisState(log: Log): RedisState {
-  let down = false
-  return {
-    up() {
-      if (!down) return
-      down = false
-      log.info('rate limiter: Redis is back; limits are fleet-wide again')
-    },
-    down(reason) {
-      if (down) return
-      down = true
-      log.warn({ err: reason }, 'rate limiter: Redis unavailable; limiting per process in memory until it is back')
-    },
   }
 }
 
@@ -171,7 +165,7 @@ class RedisTokenBucket extends RateLimiterRedis {
     redis: Redis,
     readonly params: BucketParams,
     keyPrefix: string,
-    private readonly redisState: RedisState,
+    private readonly redisState: OutageReporter,
   ) {
     super({
       storeClient: redis,
@@ -182,7 +176,6 @@ class RedisTokenBucket extends RateLimiterRedis {
       insuranceLimiter: new MemoryTokenBucket(params),
     })
     this.redis = redis as BucketCommand
-    this.redis.defineCommand('takeToken', { lua: tokenBucketScript })
   }
 
   /** Called by the library for every consume (its signature: key, points, msDuration, forceExpire, options). */
@@ -191,13 +184,13 @@ class RedisTokenBucket extends RateLimiterRedis {
       this.redisState.down(NOT_READY.message)
       throw NOT_READY
     }
-    this.redisState.up()
     const { capacity, ratePerSecond, ceilingPerSecond, maxDelayMs } = this.params
     const lock = options?.lock
     try {
       const [consumed, msBeforeNext, locked] = lock
         ? await this.redis.takeToken(3, key, lock.key, lock.jobKey, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs, lock.ttlMs, lock.owner)
         : await this.redis.takeToken(1, key, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs)
+      this.redisState.up()
       if (lock && locked !== undefined) lock.locked = locked === 1
       return [consumed, msBeforeNext]
     } catch (error) {

@@ -6,13 +6,15 @@
   ARGV[1]  lock lifetime, ms
   ARGV[2]  owner (a value unique to this request, so only its owner releases the lock)
 
-  Returns 1 when the caller now holds the lock and must enqueue the job;
+  Returns 1 when the caller now holds the lock and must enqueue the job (also when it held it already: a call that
+            timed out on the client may have run, and its retry must not find the event "queued");
           0 when the event is already queued (lock held by another request, or the job exists).
+  src/ingest/token-bucket.lua takes the same lock, the same way, beside a rate-limit token.
 ]]
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return 0
 end
-if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[1]) then
+if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[1]) or redis.call('GET', KEYS[1]) == ARGV[2] then
   return 1
 end
 return 0

@@ -52,8 +52,14 @@ export function createEnqueuer(deps: { config: Config['queue']; commands: Redis;
       return (await commands.acquireDedupeLock(lock.key, lock.jobKey, lock.ttlMs, lock.owner)) === 1
     } catch (error) {
       log.error({ err: (error as Error).message, jobId: lock.jobId }, 'dedupe lock failed')
+      release(lock)
       throw new Unavailable()
     }
+  }
+
+  /** Best effort: a timed-out call may still have taken the lock, and a retry must not find the event "queued". */
+  function release(lock: DedupeLock): void {
+    commands.releaseDedupeLock(lock.key, lock.owner).catch(() => {})
   }
 
   return {
@@ -72,8 +78,7 @@ export function createEnqueuer(deps: { config: Config['queue']; commands: Redis;
         await queues.webhook.add(JOB.chatwootEvent, data, delayMs > 0 ? { jobId: lock.jobId, delay: delayMs } : { jobId: lock.jobId })
       } catch (error) {
         log.error({ err: (error as Error).message, jobId: lock.jobId }, 'enqueue failed')
-        // So that a retry of this event is not answered "already_queued" for a job that does not exist.
-        commands.releaseDedupeLock(lock.key, lock.owner).catch(() => {})
+        release(lock)
         throw new Unavailable()
       }
       return { status: 'queued', jobId: lock.jobId }

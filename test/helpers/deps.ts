@@ -77,7 +77,7 @@ export async function testApp(redis: TestRedis, extra: Env = {}, instances: unkn
       return `http://127.0.0.1:${api.app.server!.port}`
     },
     async close() {
-      await api.app.stop()
+      if (api.app.server) await api.app.stop()
       await reader.close()
       await api.close()
     },

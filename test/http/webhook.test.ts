@@ -125,6 +125,18 @@ describe('dedupe', () => {
     }
   })
 
+  test('a signed message_updated replayed under a new X-Chatwoot-Delivery is the same event', async () => {
+    const body = toChatwootJson({ ...chatwoot.messageUpdated(), content: `edited ${nextMessageId++}` })
+    const send = (delivery: string, timestamp: number) =>
+      post(body, {
+        token: '',
+        headers: { 'x-chatwoot-delivery': delivery, 'x-chatwoot-timestamp': String(timestamp), 'x-chatwoot-signature': sign(ACME_SECRET_2, timestamp, body) },
+      })
+    const now = Math.floor(Date.now() / 1000)
+    expect((await send(crypto.randomUUID(), now)).status).toBe(202)
+    expect(await send(crypto.randomUUID(), now + 1)).toMatchObject({ status: 200, body: { status: 'already_queued' } })
+  })
+
   test('with rate limiting off, the enqueuer takes the lock itself and still queues once', async () => {
     const unlimited = await testApp(redis, { RATE_LIMIT_ENABLED: 'false' })
     try {
