@@ -242,7 +242,8 @@ function readInstancesFile(path: string, env: Env, rateDefaults: InstanceRateLim
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8'))
   } catch (error) {
-    problems.push(`HOOKGATE_CONFIG: cannot read ${path}: ${(error as Error).message}`)
+    // Without quoted fragments: the file holds secrets, and this message goes to the terminal and CI logs.
+    problems.push(`HOOKGATE_CONFIG: cannot read ${path}: ${(error as Error).message.replace(/"[^"]*"/g, '"…"')}`)
     return []
   }
   const missingBefore = problems.length

@@ -1,5 +1,5 @@
 import { Elysia, t } from 'elysia'
-import { PayloadTooLarge, UnsupportedMediaType } from '../errors.ts'
+import { InvalidRequest, PayloadTooLarge, UnsupportedMediaType } from '../errors.ts'
 import { credentialsFrom, dedupeKey, parseEvent, verifyChatwoot, type ChatwootEvent } from '../ingest/chatwoot.ts'
 import { rateLimitHeaders, type LimitResult } from '../ingest/ratelimit.ts'
 import type { Instance } from '../instances.ts'
@@ -157,7 +157,9 @@ function requireJson(headers: Headers): void {
 async function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
   const declared = Number(request.headers.get('content-length') ?? 0)
   if (declared > maxBytes) throw new PayloadTooLarge(maxBytes)
-  const raw = await request.bytes()
+  const raw = await request.bytes().catch(() => {
+    throw new InvalidRequest('The body could not be read to its end.')
+  })
   if (raw.byteLength > maxBytes) throw new PayloadTooLarge(maxBytes)
   return raw
 }

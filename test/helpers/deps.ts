@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from 'bun:test'
 import { createHmac, randomUUID } from 'node:crypto'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -10,7 +11,7 @@ import { createLogger } from '../../src/log.ts'
 import { QUEUE } from '../../src/queue/names.ts'
 import { waitForReady, type ConnectedRedisConfig } from '../../src/redis.ts'
 import { signedDelivery } from '../fixtures/signed-delivery.ts'
-import type { TestRedis } from './redis.ts'
+import { startRedis, type TestRedis } from './redis.ts'
 
 export const ACME_TOKEN = 'acme-token-0123456789abcdef'
 export const ACME_SECRET_2 = 'second-secret-abcdefgh'
@@ -82,6 +83,22 @@ export async function testApp(redis: TestRedis, extra: Env = {}, instances: unkn
       await api.close()
     },
   }
+}
+
+export type TestGateway = Awaited<ReturnType<typeof testApp>>
+
+/** A Redis and the app on it for a whole test file: started before its tests, stopped after. */
+export function withTestApp(extra: Env = {}): { redis: TestRedis; gateway: TestGateway } {
+  const context = {} as { redis: TestRedis; gateway: TestGateway }
+  beforeAll(async () => {
+    context.redis = await startRedis()
+    context.gateway = await testApp(context.redis, extra)
+  })
+  afterAll(async () => {
+    await context.gateway.close()
+    await context.redis.stop()
+  })
+  return context
 }
 
 export function sign(secret: string, timestamp: number, body: string | Uint8Array): string {

@@ -1,20 +1,10 @@
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { testApp } from '../helpers/deps.ts'
-import { startRedis, type TestRedis } from '../helpers/redis.ts'
+import { describe, expect, test } from 'bun:test'
+import { withTestApp } from '../helpers/deps.ts'
 
-let redis: TestRedis
-let gateway: Awaited<ReturnType<typeof testApp>>
+const file = withTestApp()
 
-beforeAll(async () => {
-  redis = await startRedis()
-  gateway = await testApp(redis)
-})
-afterAll(async () => {
-  await gateway.close()
-  await redis.stop()
-})
 
-const get = (path: string) => gateway.app.handle(new Request(`http://localhost${path}`))
+const get = (path: string) => file.gateway.app.handle(new Request(`http://localhost${path}`))
 
 describe('/health', () => {
   test('says ok, redis up, which process and for how long', async () => {
@@ -24,16 +14,16 @@ describe('/health', () => {
   })
 
   test('still answers 200 with redis down while Redis is away', async () => {
-    await redis.stop()
+    await file.redis.stop()
     try {
-      const disconnected = new Promise((resolve) => gateway.commands.once('close', resolve))
-      if (gateway.commands.status === 'ready') await disconnected
+      const disconnected = new Promise((resolve) => file.gateway.commands.once('close', resolve))
+      if (file.gateway.commands.status === 'ready') await disconnected
       const response = await get('/health')
       expect(response.status).toBe(200)
       expect(await response.json()).toMatchObject({ status: 'ok', redis: 'down' })
     } finally {
-      await redis.restart()
-      await gateway.reconnected()
+      await file.redis.restart()
+      await file.gateway.reconnected()
     }
     expect(await (await get('/health')).json()).toMatchObject({ redis: 'up' })
   })

@@ -1,24 +1,14 @@
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { describe, expect, test } from 'bun:test'
 import { chatwoot, everyEvent, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { signedDelivery } from '../fixtures/signed-delivery.ts'
-import { ACME_SECRET_2, ACME_TOKEN, GLOBEX_TOKEN, sign, testApp, webhookRequest, type PostOptions } from '../helpers/deps.ts'
-import { startRedis, type TestRedis } from '../helpers/redis.ts'
+import { ACME_SECRET_2, ACME_TOKEN, GLOBEX_TOKEN, sign, testApp, webhookRequest, withTestApp, type PostOptions } from '../helpers/deps.ts'
 
-let redis: TestRedis
-let gateway: Awaited<ReturnType<typeof testApp>>
+const file = withTestApp()
 let nextMessageId = 700_000
 
-beforeAll(async () => {
-  redis = await startRedis()
-  gateway = await testApp(redis)
-})
-afterAll(async () => {
-  await gateway.close()
-  await redis.stop()
-})
 
 async function post(body: string | Uint8Array, options?: PostOptions) {
-  const response = await gateway.app.handle(webhookRequest(body, options))
+  const response = await file.gateway.app.handle(webhookRequest(body, options))
   return { status: response.status, body: (await response.json()) as Record<string, unknown>, headers: response.headers }
 }
 
@@ -34,13 +24,13 @@ describe('accepting events', () => {
       const answer = await post(body, { headers: { 'x-chatwoot-delivery': crypto.randomUUID() } })
       expect(answer.status).toBe(202)
       expect(answer.body.status).toBe('queued')
-      const job = await gateway.queue.getJob(answer.body.jobId as string)
+      const job = await file.gateway.queue.getJob(answer.body.jobId as string)
       expect(job?.data).toMatchObject({ instanceId: 'acme', event: payload.event, body })
       expect(job!.data.receivedAt).toBeGreaterThanOrEqual(before)
-      expect(job!.opts.attempts).toBe(gateway.config.queue.webhookAttempts)
+      expect(job!.opts.attempts).toBe(file.gateway.config.queue.webhookAttempts)
       expect(job!.opts.backoff).toMatchObject({ type: 'exponential' })
     }
-    expect(await gateway.queue.count()).toBeGreaterThanOrEqual(everyEvent().length)
+    expect(await file.gateway.queue.count()).toBeGreaterThanOrEqual(everyEvent().length)
   })
 
   test('accepts a Chatwoot-signed delivery over the exact bytes, with no token', async () => {
@@ -56,7 +46,7 @@ describe('accepting events', () => {
       },
     })
     expect(answer).toMatchObject({ status: 202, body: { status: 'queued', jobId: 'acme.message_created.m50099' } })
-    const job = await gateway.queue.getJob('acme.message_created.m50099')
+    const job = await file.gateway.queue.getJob('acme.message_created.m50099')
     expect(Buffer.from(job!.data.body)).toEqual(signedDelivery.body)
     expect(job!.data.deliveryId).toBe(signedDelivery.deliveryId)
   })
@@ -81,7 +71,7 @@ describe('accepting events', () => {
       headers: { 'content-type': 'application/json', 'x-chatwoot-instance-id': 'globex', authorization: `Bearer ${GLOBEX_TOKEN}` },
       body: freshMessage(),
     })
-    const response = await gateway.app.handle(request)
+    const response = await file.gateway.app.handle(request)
     expect(response.status).toBe(202)
     expect(((await response.json()) as { jobId: string }).jobId).toStartWith('globex.message_created.m')
   })
@@ -100,16 +90,16 @@ describe('dedupe', () => {
   test('a repeat answers 200 already_queued with the same job id, and queues nothing', async () => {
     const body = freshMessage()
     const first = await post(body, { headers: { 'x-chatwoot-delivery': 'first' } })
-    const jobsAfterFirst = await gateway.queue.count()
+    const jobsAfterFirst = await file.gateway.queue.count()
     const again = await post(body, { headers: { 'x-chatwoot-delivery': 'second' } })
     expect(first).toMatchObject({ status: 202, body: { status: 'queued' } })
     expect(again).toMatchObject({ status: 200, body: { status: 'already_queued', jobId: first.body.jobId } })
-    expect(await gateway.queue.count()).toBe(jobsAfterFirst)
-    expect((await gateway.queue.getJob(first.body.jobId as string))?.data.deliveryId).toBe('first')
+    expect(await file.gateway.queue.count()).toBe(jobsAfterFirst)
+    expect((await file.gateway.queue.getJob(first.body.jobId as string))?.data.deliveryId).toBe('first')
   })
 
   test('a repeat after the lock expired is still refused while the job exists', async () => {
-    const shortLock = await testApp(redis, { WEBHOOK_JOB_CREATE_LOCK_TTL: '100' })
+    const shortLock = await testApp(file.redis, { WEBHOOK_JOB_CREATE_LOCK_TTL: '100' })
     try {
       const body = freshMessage()
       const send = async () => (await shortLock.app.handle(webhookRequest(body))).status
@@ -138,7 +128,7 @@ describe('dedupe', () => {
   })
 
   test('with rate limiting off, the enqueuer takes the lock itself and still queues once', async () => {
-    const unlimited = await testApp(redis, { RATE_LIMIT_ENABLED: 'false' })
+    const unlimited = await testApp(file.redis, { RATE_LIMIT_ENABLED: 'false' })
     try {
       const body = freshMessage()
       const answers = await Promise.all(Array.from({ length: 30 }, () => unlimited.app.handle(webhookRequest(body))))
@@ -191,7 +181,7 @@ describe('refusals', () => {
   })
 
   test('413 payload_too_large, by declared length and by the bytes read', async () => {
-    const limit = gateway.config.http.maxBodyBytes
+    const limit = file.gateway.config.http.maxBodyBytes
     const big = `{"event":"message_created","pad":"${'x'.repeat(limit)}"}`
     expect(await post(big)).toMatchObject({ status: 413, body: { error: 'payload_too_large' } })
     const streamed = new ReadableStream({
@@ -200,7 +190,7 @@ describe('refusals', () => {
         controller.close()
       },
     })
-    const response = await gateway.app.handle(
+    const response = await file.gateway.app.handle(
       new Request(`http://localhost/webhook/chatwoot/acme?token=${ACME_TOKEN}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -222,7 +212,7 @@ describe('refusals', () => {
 
   test('404 not_found as JSON for unknown routes and methods', async () => {
     for (const request of [new Request('http://localhost/nope'), new Request('http://localhost/webhook/chatwoot/acme')]) {
-      const response = await gateway.app.handle(request)
+      const response = await file.gateway.app.handle(request)
       expect(response.status).toBe(404)
       expect(await response.json()).toMatchObject({ error: 'not_found' })
     }
@@ -230,13 +220,13 @@ describe('refusals', () => {
 
   test('503 unavailable when Redis cannot take the event, and a retry is queued once it can', async () => {
     const body = freshMessage()
-    await redis.stop()
+    await file.redis.stop()
     try {
       expect(await post(body)).toMatchObject({ status: 503, body: { error: 'unavailable' } })
     } finally {
-      await redis.restart()
+      await file.redis.restart()
     }
-    expect(await gateway.reconnected()).toBe(true)
+    expect(await file.gateway.reconnected()).toBe(true)
     const retried = await post(body)
     expect(retried).toMatchObject({ status: 202, body: { status: 'queued' } })
   })
@@ -248,10 +238,10 @@ describe('logs', () => {
     const now = Math.floor(Date.now() / 1000)
     await post(body, { token: '', headers: { 'x-request-id': 'log-check', 'x-chatwoot-signature': sign(ACME_SECRET_2, now, body), 'x-chatwoot-timestamp': String(now) } })
     await post(body, { token: 'wrong-token-0123456789', headers: { authorization: `Bearer ${ACME_TOKEN}` } })
-    const line = gateway.logs.map((l) => JSON.parse(l)).find((l) => l.reqId === 'log-check')
+    const line = file.gateway.logs.map((l) => JSON.parse(l)).find((l) => l.reqId === 'log-check')
     expect(line).toMatchObject({ instance: 'acme', event: 'message_created', jobId: expect.stringMatching(/^acme\.message_created\.m/) })
     expect(line.ms).toBeNumber()
-    const all = gateway.logs.join('\n')
+    const all = file.gateway.logs.join('\n')
     for (const secret of [ACME_TOKEN, ACME_SECRET_2, signedDelivery.secret, GLOBEX_TOKEN, 'wrong-token-0123456789']) {
       expect(all).not.toContain(secret)
     }
