@@ -157,6 +157,9 @@ describe('a malformed-input barrage', () => {
   })
 })
 
+/** A guard, not a wait: the test awaits the server's answer or hang-up, and gives up on a socket silent this long. */
+const SILENT_SOCKET_MS = 5000
+
 /** Writes bytes that are not a proper request and waits for the server to answer or hang up. */
 function rawSocket(port: number, payload: string): Promise<void> {
   return new Promise((resolve) => {
@@ -164,6 +167,6 @@ function rawSocket(port: number, payload: string): Promise<void> {
     socket.on('data', () => {})
     socket.on('close', () => resolve())
     socket.on('error', () => resolve())
-    socket.setTimeout(5000, () => socket.destroy())
+    socket.setTimeout(SILENT_SOCKET_MS, () => socket.destroy())
   })
 }
