@@ -50,6 +50,18 @@ export interface Config {
     /** The furthest a shaped event is scheduled ahead, ms (RATE_LIMIT_SHAPE_MAX_DELAY_MS, 60000); past it, 429. */
     maxShapeDelayMs: number
   }
+  workers: {
+    /** Jobs each worker process runs at once, per queue (WEBHOOK_WORKER_CONCURRENCY 50, DELIVERY_WORKER_CONCURRENCY 50, CHATWOOT_NOTE_WORKER_CONCURRENCY 20). */
+    webhookConcurrency: number
+    deliveryConcurrency: number
+    chatwootNoteConcurrency: number
+    /** Tries of one delivery when its route sets no `maxAttempts` (DELIVERY_MAX_ATTEMPTS, 8). */
+    deliveryAttempts: number
+    /** Base of the exponential backoff with full jitter between tries, ms (DELIVERY_BACKOFF_MS, 1000). */
+    deliveryBackoffMs: number
+    /** How long a shutting-down worker lets active jobs finish, ms (SHUTDOWN_TIMEOUT_MS, 10000). */
+    shutdownTimeoutMs: number
+  }
   /** Peers whose X-Forwarded-For / X-Real-IP are believed (TRUSTED_PROXIES, CIDRs; none by default). */
   trustedProxies: readonly string[]
   log: { level: LogLevel }
@@ -130,6 +142,14 @@ export function loadConfig(env: Env): Config {
       admin: { perSecond: read.num('RATE_LIMIT_ADMIN_PER_SECOND', 5), burst: read.int('RATE_LIMIT_ADMIN_BURST', 10, 1, 1_000_000) },
       instance: instanceDefaults,
       maxShapeDelayMs: read.int('RATE_LIMIT_SHAPE_MAX_DELAY_MS', 60_000, 0, 3_600_000),
+    },
+    workers: {
+      webhookConcurrency: read.int('WEBHOOK_WORKER_CONCURRENCY', 50, 1, 10_000),
+      deliveryConcurrency: read.int('DELIVERY_WORKER_CONCURRENCY', 50, 1, 10_000),
+      chatwootNoteConcurrency: read.int('CHATWOOT_NOTE_WORKER_CONCURRENCY', 20, 1, 10_000),
+      deliveryAttempts: read.int('DELIVERY_MAX_ATTEMPTS', 8, 1, 100),
+      deliveryBackoffMs: read.int('DELIVERY_BACKOFF_MS', 1000, 10, 3_600_000),
+      shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     },
     trustedProxies: readTrustedProxies(env, problems),
     log: { level: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info') },

@@ -4,12 +4,13 @@ import { ConfigError, loadConfig, type Config } from './config.ts'
 import { RedisServerMissing, startEmbeddedRedis } from './embedded-redis.ts'
 import { createLogger, type Log } from './log.ts'
 import { createRedis, waitForReady, type ConnectedRedisConfig } from './redis.ts'
+import { startWorkers } from '../workers/runtime.ts'
 
 const USAGE = `usage: hookgate <command>
 
-  start    run the gateway (API; an embedded redis-server when REDIS_URL is unset)
+  start    run the gateway: API and workers (an embedded redis-server when REDIS_URL is unset)
   api      run one API process (needs REDIS_URL or Sentinel settings)
-  worker   run one worker process
+  worker   run one worker process (needs REDIS_URL or Sentinel settings)
   check    validate the configuration and reach Redis, then exit
 
 Configuration comes from the environment and the instances file (HOOKGATE_CONFIG); see README.md.`
@@ -41,8 +42,7 @@ async function main(argv: string[]): Promise<number> {
     case 'api':
       return api(config, log)
     case 'worker':
-      console.error('hookgate worker: not yet: the worker runtime is the next piece of work.')
-      return 0
+      return worker(config, log)
     default:
       return check(config, log)
   }
@@ -69,23 +69,31 @@ async function start(config: Config, log: Log): Promise<number> {
     await embedded?.stop()
     throw error
   }
+  const workers = startWorkers(config, redis, log)
   printWebhookUrls(config, running.port)
   await signalled
-  return stopAll(log, running, embedded)
+  return stopAll(log, running, workers, embedded)
 }
 
 async function api(config: Config, log: Log): Promise<number> {
-  if (config.redis.mode === 'embedded') {
-    console.error(
-      'hookgate api: set REDIS_URL (or REDIS_SENTINEL_ENABLED with REDIS_SENTINELS); ' +
-        'only `hookgate start` runs a Redis of its own.',
-    )
-    return 2
-  }
+  if (config.redis.mode === 'embedded') return needsRedis('api')
   const signalled = shutdownSignal(log)
   const running = await startApi(config, config.redis, log)
   await signalled
   return stopAll(log, running)
+}
+
+async function worker(config: Config, log: Log): Promise<number> {
+  if (config.redis.mode === 'embedded') return needsRedis('worker')
+  const signalled = shutdownSignal(log)
+  const running = startWorkers(config, config.redis, log)
+  await signalled
+  return stopAll(log, running)
+}
+
+function needsRedis(role: string): number {
+  console.error(`hookgate ${role}: set REDIS_URL (or REDIS_SENTINEL_ENABLED with REDIS_SENTINELS); only \`hookgate start\` runs a Redis of its own.`)
+  return 2
 }
 
 /** Validates the configuration (done by now) and reaches Redis; prints what it found. */

@@ -1,11 +1,18 @@
 /** Queue names: no string literal names a queue anywhere else. */
 export const QUEUE = {
   webhook: 'webhook',
+  delivery: 'delivery',
+  chatwootNote: 'chatwoot-note',
 } as const
 
 export const JOB = {
   chatwootEvent: 'chatwoot-event',
+  delivery: 'deliver',
+  chatwootNote: 'post-to-chatwoot',
 } as const
+
+/** Marks what hookgate posts into Chatwoot (`source_id`), so that its echo is never routed back out: no loops. */
+export const OUR_SOURCE_ID_PREFIX = 'hookgate:'
 
 /** One accepted Chatwoot webhook, as the `webhook` queue carries it. */
 export interface WebhookJobData {
@@ -20,6 +27,35 @@ export interface WebhookJobData {
   receivedAt: number
 }
 
+/** One event for one route's destination, as the `delivery` queue carries it. */
+export interface DeliveryJobData {
+  instanceId: string
+  /** Index of the route in the instance's `routes`. */
+  route: number
+  event: string
+  /** The event body exactly as Chatwoot sent it. */
+  body: string
+  /** Where the reply or note goes, when the destination answers with one. */
+  conversation: ConversationRef | undefined
+}
+
+/** A Chatwoot conversation: `conversationId` is the per-account display id that webhooks carry. */
+export interface ConversationRef {
+  accountId: number
+  conversationId: number
+}
+
+/** A message for hookgate to post into a Chatwoot conversation. */
+export interface ChatwootNoteJobData {
+  instanceId: string
+  conversation: ConversationRef
+  content: string
+  /** true: a private note for the agents; false: a reply the customer sees. */
+  private: boolean
+  /** Starts with OUR_SOURCE_ID_PREFIX; stable across retries. */
+  sourceId: string
+}
+
 /** Redis keys outside BullMQ's own. Every one carries the queue prefix's hash tag, so one Lua script may touch them together. */
 export function dedupeLockKey(prefix: string, dedupeKey: string): string {
   return `${prefix}:dedupe:${dedupeKey}`
@@ -28,4 +64,14 @@ export function dedupeLockKey(prefix: string, dedupeKey: string): string {
 /** The key BullMQ keeps a job's hash under (`<prefix>:<queue>:<jobId>`). */
 export function webhookJobKey(prefix: string, jobId: string): string {
   return `${prefix}:${QUEUE.webhook}:${jobId}`
+}
+
+/** Set once a delivery succeeded: a duplicate or replayed delivery job never delivers twice. */
+export function deliveredKey(prefix: string, deliveryJobId: string): string {
+  return `${prefix}:delivered:${deliveryJobId}`
+}
+
+/** Held while a delivery is in flight, so two workers never POST the same delivery at once. */
+export function deliveringKey(prefix: string, deliveryJobId: string): string {
+  return `${prefix}:delivering:${deliveryJobId}`
 }

@@ -1,32 +1,50 @@
-import { Queue } from 'bullmq'
+import { Queue, type DefaultJobOptions } from 'bullmq'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
 import type { Log } from '../log.ts'
-import { JOB, QUEUE, type WebhookJobData } from './names.ts'
+import { JOB, QUEUE, type ChatwootNoteJobData, type DeliveryJobData, type WebhookJobData } from './names.ts'
 
 export interface Queues {
   webhook: Queue<WebhookJobData, unknown, typeof JOB.chatwootEvent>
+  delivery: Queue<DeliveryJobData, unknown, typeof JOB.delivery>
+  chatwootNote: Queue<ChatwootNoteJobData, unknown, typeof JOB.chatwootNote>
   close(): Promise<void>
 }
+
+/** Tries of a Chatwoot API call before its note is failed for good. */
+const CHATWOOT_NOTE_ATTEMPTS = 8
 
 /** The producer side of every queue, on one fail-fast connection owned by the caller. */
 export function createQueues(deps: { config: Config['queue']; producer: Redis; log: Log }): Queues {
   const { config, producer, log } = deps
-  const webhook = new Queue<WebhookJobData, unknown, typeof JOB.chatwootEvent>(QUEUE.webhook, {
-    connection: producer,
-    prefix: config.prefix,
-    defaultJobOptions: {
-      attempts: config.webhookAttempts,
-      backoff: { type: 'exponential', delay: config.webhookBackoffMs, jitter: 0.5 },
-      removeOnComplete: { age: config.retentionSeconds, count: config.retentionCount },
-      removeOnFail: { age: config.retentionSeconds * 7, count: config.retentionCount },
-    },
+  const kept = {
+    removeOnComplete: { age: config.retentionSeconds, count: config.retentionCount },
+    // Failed jobs are the dead letters: kept longer, still bounded, replayable.
+    removeOnFail: { age: config.retentionSeconds * 7, count: config.retentionCount },
+  }
+  const queue = <Data, Name extends string>(name: string, defaultJobOptions: DefaultJobOptions) => {
+    const created = new Queue<Data, unknown, Name>(name, { connection: producer, prefix: config.prefix, defaultJobOptions })
+    created.on('error', (error) => log.error({ queue: name, err: error.message }, 'queue error'))
+    return created
+  }
+  const webhook = queue<WebhookJobData, typeof JOB.chatwootEvent>(QUEUE.webhook, {
+    attempts: config.webhookAttempts,
+    backoff: { type: 'exponential', delay: config.webhookBackoffMs, jitter: 0.5 },
+    ...kept,
   })
-  webhook.on('error', (error) => log.error({ queue: QUEUE.webhook, err: error.message }, 'queue error'))
+  // Their tries and backoff are set per job and by the workers' backoff strategy (it honours Retry-After).
+  const delivery = queue<DeliveryJobData, typeof JOB.delivery>(QUEUE.delivery, { backoff: { type: 'hookgate' }, ...kept })
+  const chatwootNote = queue<ChatwootNoteJobData, typeof JOB.chatwootNote>(QUEUE.chatwootNote, {
+    attempts: CHATWOOT_NOTE_ATTEMPTS,
+    backoff: { type: 'hookgate' },
+    ...kept,
+  })
 
   let closing: Promise<void> | undefined
   return {
     webhook,
-    close: () => (closing ??= webhook.close()),
+    delivery,
+    chatwootNote,
+    close: () => (closing ??= Promise.all([webhook.close(), delivery.close(), chatwootNote.close()]).then(() => {})),
   }
 }

@@ -1,0 +1,48 @@
+import { freePort } from '../../src/embedded-redis.ts'
+
+export interface Recorded {
+  method: string
+  path: string
+  headers: Record<string, string>
+  body: string
+  at: number
+}
+
+/** What the server does with one request: answer (status, JSON body, headers) or hang until the client gives up. */
+export type Behaviour = { status: number; json?: unknown; headers?: Record<string, string> } | 'hang'
+
+/**
+ * A real HTTP server standing in for a destination or the Chatwoot API: it records every request and answers with
+ * the behaviours queued by `answer()` in order, then with `fallback`.
+ */
+export async function startRecorder(fallback: Behaviour = { status: 200, json: { ok: true } }) {
+  const requests: Recorded[] = []
+  const queued: Behaviour[] = []
+  const waiters: { count: number; resolve: () => void }[] = []
+  const port = await freePort()
+  const server = Bun.serve({
+    port,
+    hostname: '127.0.0.1',
+    async fetch(request) {
+      const url = new URL(request.url)
+      requests.push({ method: request.method, path: url.pathname + url.search, headers: Object.fromEntries(request.headers), body: await request.text(), at: Date.now() })
+      for (const waiter of waiters.filter((w) => requests.length >= w.count)) waiter.resolve()
+      const behaviour = queued.shift() ?? fallback
+      if (behaviour === 'hang') return new Promise<Response>(() => {})
+      return Response.json(behaviour.json ?? {}, { status: behaviour.status, headers: behaviour.headers })
+    },
+  })
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    answer(...behaviours: Behaviour[]) {
+      queued.push(...behaviours)
+    },
+    /** Resolves once `count` requests in all have arrived. */
+    received(count: number): Promise<void> {
+      if (requests.length >= count) return Promise.resolve()
+      return new Promise((resolve) => waiters.push({ count, resolve }))
+    },
+    stop: () => server.stop(true),
+  }
+}

@@ -1,0 +1,171 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { Job, Queue, QueueEvents } from 'bullmq'
+import { createLogger } from '../../src/log.ts'
+import { QUEUE } from '../../src/queue/names.ts'
+import type { ConnectedRedisConfig } from '../../src/redis.ts'
+import { startWorkers, type RunningWorkers } from '../../workers/runtime.ts'
+import { signStandardWebhook } from '../../workers/sign.ts'
+import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
+import { ACME_TOKEN, logCapture, testApp, webhookRequest, type TestGateway } from '../helpers/deps.ts'
+import { startRecorder } from '../helpers/http-server.ts'
+import { startRedis, type TestRedis } from '../helpers/redis.ts'
+
+const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
+const CHATWOOT_TOKEN = 'chatwoot-api-token-0123'
+
+let redis: TestRedis
+let gateway: TestGateway
+let workers: RunningWorkers
+let destination: Awaited<ReturnType<typeof startRecorder>>
+let chatwootApi: Awaited<ReturnType<typeof startRecorder>>
+let webhookEvents: QueueEvents
+let deliveryEvents: QueueEvents
+let deliveries: Queue
+let nextMessageId = 500_000
+
+beforeAll(async () => {
+  redis = await startRedis()
+  destination = await startRecorder()
+  chatwootApi = await startRecorder({ status: 200, json: { id: 1 } })
+  const instances = {
+    instances: [
+      {
+        id: 'acme',
+        tokens: [ACME_TOKEN],
+        chatwoot: { url: chatwootApi.url, apiAccessToken: CHATWOOT_TOKEN },
+        routes: [
+          {
+            events: ['message_created'],
+            messageTypes: ['incoming'],
+            destination: { url: `${destination.url}/bot?key=k`, secret: SECRET, timeoutMs: 500, maxAttempts: 3 },
+          },
+        ],
+      },
+    ],
+  }
+  gateway = await testApp(redis, { DELIVERY_BACKOFF_MS: '10', RATE_LIMIT_ENABLED: 'false' }, instances)
+  const { prefix } = gateway.config.queue
+  const connection = { url: redis.url }
+  ;[webhookEvents, deliveryEvents] = [new QueueEvents(QUEUE.webhook, { connection, prefix }), new QueueEvents(QUEUE.delivery, { connection, prefix })]
+  await Promise.all([webhookEvents.waitUntilReady(), deliveryEvents.waitUntilReady()])
+  deliveries = new Queue(QUEUE.delivery, { connection, prefix })
+  workers = startWorkers(gateway.config, gateway.config.redis as ConnectedRedisConfig, createLogger({ level: 'info' }, logCapture().stream))
+})
+
+afterAll(async () => {
+  await workers.stop()
+  await Promise.all([webhookEvents.close(), deliveryEvents.close(), deliveries.close()])
+  await gateway.close()
+  destination.stop()
+  chatwootApi.stop()
+  await redis.stop()
+})
+
+/** Sends an event through the API and waits until the worker has routed it; returns its delivery job id. */
+async function ingest(payload: Record<string, unknown>): Promise<{ webhookJob: string; routes: number[] }> {
+  const response = await gateway.app.handle(webhookRequest(toChatwootJson(payload)))
+  const { jobId } = (await response.json()) as { jobId: string }
+  const job = (await Job.fromId(gateway.queue, jobId))!
+  const { routes } = (await job.waitUntilFinished(webhookEvents)) as { routes: number[] }
+  return { webhookJob: jobId, routes }
+}
+
+async function delivered(deliveryJobId: string) {
+  const job = (await Job.fromId(deliveries, deliveryJobId))!
+  return { result: await job.waitUntilFinished(deliveryEvents), job: (await Job.fromId(deliveries, deliveryJobId))! }
+}
+
+function incoming() {
+  return chatwoot.messageCreatedIncoming({ messageId: nextMessageId++ })
+}
+
+describe('webhook → delivery', () => {
+  test('POSTs the event byte for byte, signed with the Standard Webhooks scheme, to the matching route', async () => {
+    const payload = incoming()
+    const { webhookJob, routes } = await ingest(payload)
+    expect(routes).toEqual([0])
+    const { result } = await delivered(`${webhookJob}.r0`)
+    expect(result).toEqual({ status: 'delivered', httpStatus: 200 })
+    const request = destination.requests.find((r) => r.headers['webhook-id'] === `${webhookJob}.r0`)!
+    expect(request).toMatchObject({ method: 'POST', path: '/bot?key=k', body: toChatwootJson(payload) })
+    expect(request.headers).toMatchObject({ 'x-hookgate-instance': 'acme', 'x-chatwoot-event': 'message_created', 'content-type': 'application/json' })
+    const expected = signStandardWebhook(SECRET, request.headers['webhook-id']!, Number(request.headers['webhook-timestamp']), request.body)
+    expect(request.headers['webhook-signature']).toBe(expected['webhook-signature']!)
+  })
+
+  test('routes nothing the routes do not ask for', async () => {
+    expect((await ingest(chatwoot.messageCreatedOutgoing({ messageId: nextMessageId++ }))).routes).toEqual([])
+  })
+
+  test('retries 5xx with backoff, keeping the same webhook-id, until it is delivered', async () => {
+    destination.answer({ status: 500 }, { status: 503 })
+    const before = destination.requests.length
+    const { webhookJob } = await ingest(incoming())
+    const { result, job } = await delivered(`${webhookJob}.r0`)
+    expect(result).toMatchObject({ status: 'delivered' })
+    expect(job.attemptsMade).toBe(3)
+    const tries = destination.requests.slice(before)
+    expect(tries.map((r) => r.headers['webhook-id'])).toEqual(Array(3).fill(`${webhookJob}.r0`))
+  })
+
+  test('honours Retry-After on a 429', async () => {
+    destination.answer({ status: 429, headers: { 'retry-after': '1' } })
+    const before = destination.requests.length
+    const { webhookJob } = await ingest(incoming())
+    await delivered(`${webhookJob}.r0`)
+    const [first, second] = destination.requests.slice(before)
+    expect(second!.at - first!.at).toBeGreaterThanOrEqual(950)
+  })
+
+  test('a timeout is retried like a 5xx', async () => {
+    destination.answer('hang')
+    const { webhookJob } = await ingest(incoming())
+    const { job } = await delivered(`${webhookJob}.r0`)
+    expect(job.attemptsMade).toBe(2)
+  })
+
+  test('another 4xx fails for good at once and stays in the failed set', async () => {
+    destination.answer({ status: 400 })
+    const before = destination.requests.length
+    const { webhookJob } = await ingest(incoming())
+    const id = `${webhookJob}.r0`
+    await expect((await Job.fromId(deliveries, id))!.waitUntilFinished(deliveryEvents)).rejects.toThrow('answered 400')
+    expect(await deliveries.getJobState(id)).toBe('failed')
+    expect(destination.requests.length - before).toBe(1)
+  })
+
+  test('a delivery job run again after it succeeded does not deliver twice', async () => {
+    const { webhookJob } = await ingest(incoming())
+    const id = `${webhookJob}.r0`
+    const { job } = await delivered(id)
+    const before = destination.requests.length
+    await job.remove()
+    await deliveries.add(job.name, job.data, { jobId: id })
+    expect((await delivered(id)).result).toEqual({ status: 'delivered_before' })
+    expect(destination.requests.length).toBe(before)
+  })
+})
+
+describe('answering back into Chatwoot', () => {
+  test('a reply and a note from the destination reach the conversation, marked as ours, and their echo is not routed', async () => {
+    destination.answer({ status: 200, json: { reply: 'Temos sim!', note: 'Cliente quer pão de queijo' } })
+    const before = chatwootApi.requests.length
+    await ingest(incoming())
+    await chatwootApi.received(before + 2)
+    const posted = chatwootApi.requests.slice(before).sort((a, b) => a.body.localeCompare(b.body))
+    for (const request of posted) {
+      expect(request).toMatchObject({ method: 'POST', path: '/api/v1/accounts/31/conversations/77/messages' })
+      expect(request.headers['api_access_token']).toBe(CHATWOOT_TOKEN)
+    }
+    const bodies = posted.map((r) => JSON.parse(r.body) as { content: string; private: boolean; message_type: string; source_id: string })
+    expect(bodies.map(({ content, private: isPrivate, message_type }) => ({ content, private: isPrivate, message_type }))).toEqual([
+      { content: 'Cliente quer pão de queijo', private: true, message_type: 'outgoing' },
+      { content: 'Temos sim!', private: false, message_type: 'outgoing' },
+    ])
+    for (const body of bodies) expect(body.source_id).toStartWith('hookgate:')
+
+    // Chatwoot sends our reply back as a message_created; with our source_id it goes nowhere.
+    const echo = { ...chatwoot.messageCreatedIncoming({ messageId: nextMessageId++ }), source_id: bodies[1]!.source_id }
+    expect((await ingest(echo)).routes).toEqual([])
+  })
+})

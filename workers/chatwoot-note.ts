@@ -1,0 +1,27 @@
+import { UnrecoverableError, type Job } from 'bullmq'
+import type { Config } from '../src/config.ts'
+import type { Instances } from '../src/instances.ts'
+import type { Log } from '../src/log.ts'
+import type { ChatwootNoteJobData } from '../src/queue/names.ts'
+import { postJson } from './http.ts'
+
+const CHATWOOT_TIMEOUT_MS = 10_000
+
+/**
+ * The `chatwoot-note` queue: post a reply or private note into the conversation through the Chatwoot API
+ * (`POST /api/v1/accounts/{account}/conversations/{display id}/messages` with the instance's api_access_token).
+ * Its `source_id` marks it as ours, so its echo (a message_created) is never routed again.
+ */
+export function createChatwootNoteProcessor(deps: { config: Config; instances: Instances; log: Log }) {
+  const { instances, log } = deps
+  return async function processChatwootNote(job: Job<ChatwootNoteJobData>): Promise<{ httpStatus: number }> {
+    const { instanceId, conversation, content, sourceId } = job.data
+    const chatwoot = instances.get(instanceId)?.config.chatwoot
+    if (!chatwoot) throw new UnrecoverableError(`instance ${instanceId} has no chatwoot url and apiAccessToken to post with`)
+    const url = `${chatwoot.url.replace(/\/+$/, '')}/api/v1/accounts/${conversation.accountId}/conversations/${conversation.conversationId}/messages`
+    const body = JSON.stringify({ content, message_type: 'outgoing', private: job.data.private, source_id: sourceId })
+    const answer = await postJson(url, body, { api_access_token: chatwoot.apiAccessToken }, CHATWOOT_TIMEOUT_MS)
+    log.info({ jobId: job.id, instance: instanceId, conversation: conversation.conversationId, private: job.data.private }, 'posted to chatwoot')
+    return { httpStatus: answer.status }
+  }
+}

@@ -1,0 +1,82 @@
+import { UnrecoverableError, type Job } from 'bullmq'
+import type { Redis } from 'ioredis'
+import { randomUUID } from 'node:crypto'
+import type { Config } from '../src/config.ts'
+import type { Instances } from '../src/instances.ts'
+import type { Log } from '../src/log.ts'
+import { JOB, OUR_SOURCE_ID_PREFIX, deliveredKey, deliveringKey, type DeliveryJobData } from '../src/queue/names.ts'
+import type { Queues } from '../src/queue/queues.ts'
+import { RetryLater } from './backoff.ts'
+import { postJson } from './http.ts'
+import { signStandardWebhook } from './sign.ts'
+
+export interface DeliveryDeps {
+  config: Config
+  instances: Instances
+  /** Commands connection: the delivered marker and the in-flight lock. */
+  redis: Redis & { releaseLock(key: string, owner: string): Promise<number> }
+  queues: Queues
+  log: Log
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000
+/** A reply or note longer than this is cut: Chatwoot messages are meant for people. */
+const MAX_MESSAGE_CHARS = 10_000
+
+/** The `delivery` queue: POST one event to one destination, signed; post its reply or note back into Chatwoot. */
+export function createDeliveryProcessor(deps: DeliveryDeps) {
+  const { config, instances, redis, queues, log } = deps
+  const { prefix } = config.queue
+
+  return async function processDelivery(job: Job<DeliveryJobData>): Promise<{ status: 'delivered' | 'delivered_before'; httpStatus?: number }> {
+    const id = job.id!
+    const { instanceId, route: routeIndex, event, body, conversation } = job.data
+    const instance = instances.get(instanceId)
+    const destination = instance?.config.routes?.[routeIndex]?.destination
+    if (!instance || !destination) throw new UnrecoverableError(`route ${routeIndex} of instance ${instanceId} is no longer configured`)
+    if ((await redis.exists(deliveredKey(prefix, id))) === 1) return { status: 'delivered_before' }
+
+    const timeoutMs = destination.timeoutMs ?? DEFAULT_TIMEOUT_MS
+    const lockKey = deliveringKey(prefix, id)
+    const owner = randomUUID()
+    if (!(await redis.set(lockKey, owner, 'PX', timeoutMs + 5000, 'NX'))) {
+      throw new RetryLater('the same delivery is in flight in another worker', timeoutMs)
+    }
+    try {
+      const signed = destination.secret ? signStandardWebhook(destination.secret, id, Math.floor(Date.now() / 1000), body) : { 'webhook-id': id }
+      const answer = await postJson(destination.url, body, { ...signed, 'x-hookgate-instance': instanceId, 'x-chatwoot-event': event }, timeoutMs)
+      await redis.set(deliveredKey(prefix, id), '1', 'EX', config.queue.retentionSeconds)
+      await answerBack(id, instanceId, conversation, answer.json)
+      log.info({ jobId: id, instance: instanceId, host: new URL(destination.url).host, status: answer.status, attempt: job.attemptsMade + 1 }, 'delivered')
+      return { status: 'delivered', httpStatus: answer.status }
+    } finally {
+      await redis.releaseLock(lockKey, owner).catch(() => {})
+    }
+  }
+
+  /** `{ "reply": "…" }` becomes an outgoing message, `{ "note": "…" }` a private note, in the event's conversation. */
+  async function answerBack(deliveryId: string, instanceId: string, conversation: DeliveryJobData['conversation'], json: unknown) {
+    if (!json || typeof json !== 'object') return
+    const messages = (['reply', 'note'] as const)
+      .map((kind) => ({ kind, content: (json as Record<string, unknown>)[kind] }))
+      .filter((m): m is { kind: 'reply' | 'note'; content: string } => typeof m.content === 'string' && m.content.trim() !== '')
+    if (messages.length === 0) return
+    if (!conversation) {
+      log.warn({ jobId: deliveryId, instance: instanceId }, 'destination answered a reply or note, but the event has no conversation')
+      return
+    }
+    await queues.chatwootNote.addBulk(
+      messages.map(({ kind, content }) => ({
+        name: JOB.chatwootNote,
+        data: {
+          instanceId,
+          conversation,
+          content: content.slice(0, MAX_MESSAGE_CHARS),
+          private: kind === 'note',
+          sourceId: `${OUR_SOURCE_ID_PREFIX}${deliveryId}.${kind}`,
+        },
+        opts: { jobId: `${deliveryId}.${kind}` },
+      })),
+    )
+  }
+}

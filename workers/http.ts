@@ -1,0 +1,57 @@
+import { UnrecoverableError } from 'bullmq'
+import { RetryLater, retryAfterMs } from './backoff.ts'
+
+/** The most of an answer's body we read (a reply or note is small); past it the body is ignored. */
+const MAX_ANSWER_BYTES = 64 * 1024
+
+export interface Answer {
+  status: number
+  /** The parsed JSON body of a 2xx answer, when it is one. */
+  json: unknown
+}
+
+/**
+ * POSTs a JSON body and sorts the outcome the way both destinations and the Chatwoot API need: 2xx is an Answer;
+ * 408, 429, 5xx, network errors and timeouts are RetryLater (with the server's Retry-After); anything else is
+ * permanent (BullMQ's UnrecoverableError: no more tries).
+ */
+export async function postJson(url: string, body: string, headers: Record<string, string>, timeoutMs: number): Promise<Answer> {
+  let response: Response
+  try {
+    response = await fetch(url, {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'application/json', 'user-agent': 'hookgate', ...headers },
+      signal: AbortSignal.timeout(timeoutMs),
+      redirect: 'manual',
+    })
+  } catch (error) {
+    const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (error as Error).message
+    throw new RetryLater(`${new URL(url).host}: ${reason}`)
+  }
+  const { status } = response
+  if (status === 408 || status === 429 || status >= 500) {
+    await response.body?.cancel()
+    throw new RetryLater(`${new URL(url).host} answered ${status}`, retryAfterMs(response.headers.get('retry-after')))
+  }
+  if (status < 200 || status >= 300) {
+    await response.body?.cancel()
+    throw new UnrecoverableError(`${new URL(url).host} answered ${status}`)
+  }
+  return { status, json: await readJson(response) }
+}
+
+async function readJson(response: Response): Promise<unknown> {
+  const declared = Number(response.headers.get('content-length') ?? 0)
+  if (declared > MAX_ANSWER_BYTES || !response.headers.get('content-type')?.includes('json')) {
+    await response.body?.cancel()
+    return undefined
+  }
+  const text = await response.text()
+  if (text.length > MAX_ANSWER_BYTES) return undefined
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}

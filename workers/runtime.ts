@@ -1,0 +1,62 @@
+import { Worker, type Processor } from 'bullmq'
+import type { Redis } from 'ioredis'
+import type { Config } from '../src/config.ts'
+import { createInstances } from '../src/instances.ts'
+import type { Log } from '../src/log.ts'
+import { QUEUE } from '../src/queue/names.ts'
+import { createQueues } from '../src/queue/queues.ts'
+import releaseScript from '../src/queue/release-lock.lua' with { type: 'text' }
+import { createRedis, type ConnectedRedisConfig } from '../src/redis.ts'
+import { backoffStrategy } from './backoff.ts'
+import { createChatwootNoteProcessor } from './chatwoot-note.ts'
+import { createDeliveryProcessor } from './delivery.ts'
+import { createWebhookProcessor } from './webhook.ts'
+
+export interface RunningWorkers {
+  /** Stops taking jobs, lets active ones finish within SHUTDOWN_TIMEOUT_MS, then closes connections. Idempotent. */
+  stop(): Promise<void>
+}
+
+/** One worker process: a BullMQ Worker per queue, each with its concurrency, in this process (no sandboxes). */
+export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, log: Log): RunningWorkers {
+  const producer = createRedis(redisConfig, 'producer', log)
+  const commands = createRedis(redisConfig, 'commands', log) as Redis & { releaseLock(key: string, owner: string): Promise<number> }
+  commands.defineCommand('releaseLock', { numberOfKeys: 1, lua: releaseScript })
+  const connection = createRedis(redisConfig, 'worker', log)
+  const queues = createQueues({ config: config.queue, producer, log })
+  const instances = createInstances(config.instances)
+  const settings = { backoffStrategy: backoffStrategy(config.workers.deliveryBackoffMs) }
+
+  const start = (queue: string, processor: Processor, concurrency: number) => {
+    const worker = new Worker(queue, processor, { connection, prefix: config.queue.prefix, concurrency, settings })
+    worker.on('error', (error) => log.error({ queue, err: error.message }, 'worker error'))
+    worker.on('failed', (job, error) => {
+      const final = !job || job.attemptsMade >= (job.opts.attempts ?? 1) || error.name === 'UnrecoverableError'
+      log[final ? 'error' : 'warn']({ queue, jobId: job?.id, attempt: job?.attemptsMade, err: error.message }, final ? 'job failed for good' : 'job failed; will retry')
+    })
+    return worker
+  }
+  const { workers: concurrency } = config
+  const workers = [
+    start(QUEUE.webhook, createWebhookProcessor({ config, instances, queues, log }), concurrency.webhookConcurrency),
+    start(QUEUE.delivery, createDeliveryProcessor({ config, instances, redis: commands, queues, log }), concurrency.deliveryConcurrency),
+    start(QUEUE.chatwootNote, createChatwootNoteProcessor({ config, instances, log }), concurrency.chatwootNoteConcurrency),
+  ]
+  log.info({ queues: workers.map((w) => w.name), concurrency }, 'workers started')
+
+  let stopping: Promise<void> | undefined
+  return {
+    stop: () =>
+      (stopping ??= (async () => {
+        const graceful = Promise.all(workers.map((w) => w.close()))
+        const deadline = Bun.sleep(config.workers.shutdownTimeoutMs).then(() => 'timeout' as const)
+        if ((await Promise.race([graceful, deadline])) === 'timeout') {
+          log.warn('workers: active jobs did not finish in time; they will be picked up again as stalled')
+          await Promise.all(workers.map((w) => w.close(true)))
+        }
+        await queues.close()
+        await Promise.allSettled([producer.quit(), commands.quit(), connection.quit()])
+        log.info('workers stopped')
+      })()),
+  }
+}
