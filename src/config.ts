@@ -61,6 +61,7 @@ export interface Config {
     deliveryBackoffMs: number
     /** How long a shutting-down worker lets active jobs finish, ms (SHUTDOWN_TIMEOUT_MS, 10000). */
     shutdownTimeoutMs: number
+    breaker: BreakerConfig
   }
   /** Peers whose X-Forwarded-For / X-Real-IP are believed (TRUSTED_PROXIES, CIDRs; none by default). */
   trustedProxies: readonly string[]
@@ -76,6 +77,13 @@ export interface Config {
 export interface BucketLimit {
   perSecond: number
   burst: number
+}
+
+export interface BreakerConfig {
+  /** Consecutive failed deliveries that open a destination's breaker (BREAKER_FAILURE_THRESHOLD, 5). */
+  failureThreshold: number
+  /** How long it stays open before one probe may go, ms (BREAKER_OPEN_MS, 30000). */
+  openMs: number
 }
 
 export interface InstanceRateLimit extends BucketLimit {
@@ -150,6 +158,10 @@ export function loadConfig(env: Env): Config {
       deliveryAttempts: read.int('DELIVERY_MAX_ATTEMPTS', 8, 1, 100),
       deliveryBackoffMs: read.int('DELIVERY_BACKOFF_MS', 1000, 10, 3_600_000),
       shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+      breaker: {
+        failureThreshold: read.int('BREAKER_FAILURE_THRESHOLD', 5, 1, 1000),
+        openMs: read.int('BREAKER_OPEN_MS', 30_000, 100, 3_600_000),
+      },
     },
     trustedProxies: readTrustedProxies(env, problems),
     log: { level: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info') },

@@ -1,10 +1,14 @@
 import type { BackoffStrategy } from 'bullmq'
 
-/** A failure worth another try; `retryAfterMs` (from a Retry-After, or a lock held elsewhere) overrides the backoff. */
+/**
+ * A failure worth another try; `retryAfterMs` (from a Retry-After, or a lock held elsewhere) overrides the backoff.
+ * `unhealthy`: the other side is down or failing (5xx, timeout, no connection), which its circuit breaker counts.
+ */
 export class RetryLater extends Error {
   constructor(
     message: string,
     readonly retryAfterMs?: number,
+    readonly unhealthy = false,
   ) {
     super(message)
     this.name = 'RetryLater'

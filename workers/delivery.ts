@@ -1,4 +1,4 @@
-import { UnrecoverableError, type Job } from 'bullmq'
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq'
 import type { Redis } from 'ioredis'
 import { randomUUID } from 'node:crypto'
 import type { Config } from '../src/config.ts'
@@ -7,12 +7,14 @@ import type { Log } from '../src/log.ts'
 import { JOB, OUR_SOURCE_ID_PREFIX, deliveredKey, deliveringKey, type DeliveryJobData } from '../src/queue/names.ts'
 import type { Queues } from '../src/queue/queues.ts'
 import { RetryLater } from './backoff.ts'
+import type { Breaker } from './breaker.ts'
 import { postJson } from './http.ts'
 import { signStandardWebhook } from './sign.ts'
 
 export interface DeliveryDeps {
   config: Config
   instances: Instances
+  breaker: Breaker
   /** Commands connection: the delivered marker and the in-flight lock. */
   redis: Redis & { releaseLock(key: string, owner: string): Promise<number> }
   queues: Queues
@@ -25,10 +27,10 @@ const MAX_MESSAGE_CHARS = 10_000
 
 /** The `delivery` queue: POST one event to one destination, signed; post its reply or note back into Chatwoot. */
 export function createDeliveryProcessor(deps: DeliveryDeps) {
-  const { config, instances, redis, queues, log } = deps
+  const { config, instances, breaker, redis, queues, log } = deps
   const { prefix } = config.queue
 
-  return async function processDelivery(job: Job<DeliveryJobData>): Promise<{ status: 'delivered' | 'delivered_before'; httpStatus?: number }> {
+  return async function processDelivery(job: Job<DeliveryJobData>, token?: string): Promise<{ status: 'delivered' | 'delivered_before'; httpStatus?: number }> {
     const id = job.id!
     const { instanceId, route: routeIndex, event, body, conversation } = job.data
     const instance = instances.get(instanceId)
@@ -37,14 +39,27 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
     if ((await redis.exists(deliveredKey(prefix, id))) === 1) return { status: 'delivered_before' }
 
     const timeoutMs = destination.timeoutMs ?? DEFAULT_TIMEOUT_MS
-    const lockKey = deliveringKey(prefix, id)
     const owner = randomUUID()
+    const permission = await breaker.allow(destination.url, owner, timeoutMs + 1000)
+    if (!permission.allowed) {
+      log.debug({ jobId: id, waitMs: permission.waitMs }, 'destination breaker open; delivery waits')
+      // Waits, neither failing nor using up a try, while the destination's breaker is open.
+      await job.moveToDelayed(Date.now() + permission.waitMs, token)
+      throw new DelayedError()
+    }
+    const lockKey = deliveringKey(prefix, id)
     if (!(await redis.set(lockKey, owner, 'PX', timeoutMs + 5000, 'NX'))) {
       throw new RetryLater('the same delivery is in flight in another worker', timeoutMs)
     }
     try {
       const signed = destination.secret ? signStandardWebhook(destination.secret, id, Math.floor(Date.now() / 1000), body) : { 'webhook-id': id }
-      const answer = await postJson(destination.url, body, { ...signed, 'x-hookgate-instance': instanceId, 'x-chatwoot-event': event }, timeoutMs)
+      const answer = await postJson(destination.url, body, { ...signed, 'x-hookgate-instance': instanceId, 'x-chatwoot-event': event }, timeoutMs).catch(
+        async (error: Error) => {
+          await breaker.record(destination.url, !(error instanceof RetryLater && error.unhealthy))
+          throw error
+        },
+      )
+      await breaker.record(destination.url, true)
       await redis.set(deliveredKey(prefix, id), '1', 'EX', config.queue.retentionSeconds)
       await answerBack(id, instanceId, conversation, answer.json)
       log.info({ jobId: id, instance: instanceId, host: new URL(destination.url).host, status: answer.status, attempt: job.attemptsMade + 1 }, 'delivered')

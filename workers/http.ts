@@ -27,12 +27,12 @@ export async function postJson(url: string, body: string, headers: Record<string
     })
   } catch (error) {
     const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (error as Error).message
-    throw new RetryLater(`${new URL(url).host}: ${reason}`)
+    throw new RetryLater(`${new URL(url).host}: ${reason}`, undefined, true)
   }
   const { status } = response
   if (status === 408 || status === 429 || status >= 500) {
     await response.body?.cancel()
-    throw new RetryLater(`${new URL(url).host} answered ${status}`, retryAfterMs(response.headers.get('retry-after')))
+    throw new RetryLater(`${new URL(url).host} answered ${status}`, retryAfterMs(response.headers.get('retry-after')), status !== 429)
   }
   if (status < 200 || status >= 300) {
     await response.body?.cancel()

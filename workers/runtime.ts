@@ -8,6 +8,7 @@ import { createQueues } from '../src/queue/queues.ts'
 import releaseScript from '../src/queue/release-lock.lua' with { type: 'text' }
 import { createRedis, type ConnectedRedisConfig } from '../src/redis.ts'
 import { backoffStrategy } from './backoff.ts'
+import { createBreaker } from './breaker.ts'
 import { createChatwootNoteProcessor } from './chatwoot-note.ts'
 import { createDeliveryProcessor } from './delivery.ts'
 import { createWebhookProcessor } from './webhook.ts'
@@ -26,9 +27,12 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
   const queues = createQueues({ config: config.queue, producer, log })
   const instances = createInstances(config.instances)
   const settings = { backoffStrategy: backoffStrategy(config.workers.deliveryBackoffMs) }
+  const breaker = createBreaker({ redis: commands, prefix: config.queue.prefix, config: config.workers.breaker, log })
 
   const start = (queue: string, processor: Processor, concurrency: number) => {
-    const worker = new Worker(queue, processor, { connection, prefix: config.queue.prefix, concurrency, settings })
+    // drainDelay (s): how long an idle worker blocks waiting for jobs. Measured here: a retry due in 10 ms sometimes
+    // waited out the whole default 5 s block; 1 s bounds that wait at the cost of one idle poll a second.
+    const worker = new Worker(queue, processor, { connection, prefix: config.queue.prefix, concurrency, settings, drainDelay: 1 })
     worker.on('error', (error) => log.error({ queue, err: error.message }, 'worker error'))
     worker.on('failed', (job, error) => {
       const final = !job || job.attemptsMade >= (job.opts.attempts ?? 1) || error.name === 'UnrecoverableError'
@@ -39,7 +43,7 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
   const { workers: concurrency } = config
   const workers = [
     start(QUEUE.webhook, createWebhookProcessor({ config, instances, queues, log }), concurrency.webhookConcurrency),
-    start(QUEUE.delivery, createDeliveryProcessor({ config, instances, redis: commands, queues, log }), concurrency.deliveryConcurrency),
+    start(QUEUE.delivery, createDeliveryProcessor({ config, instances, breaker, redis: commands, queues, log }), concurrency.deliveryConcurrency),
     start(QUEUE.chatwootNote, createChatwootNoteProcessor({ config, instances, log }), concurrency.chatwootNoteConcurrency),
   ]
   log.info({ queues: workers.map((w) => w.name), concurrency }, 'workers started')

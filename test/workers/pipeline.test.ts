@@ -12,6 +12,7 @@ import { startRedis, type TestRedis } from '../helpers/redis.ts'
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
 const CHATWOOT_TOKEN = 'chatwoot-api-token-0123'
+const BREAKER_OPEN_MS = 400
 
 let redis: TestRedis
 let gateway: TestGateway
@@ -43,13 +44,17 @@ beforeAll(async () => {
       },
     ],
   }
-  gateway = await testApp(redis, { DELIVERY_BACKOFF_MS: '10', RATE_LIMIT_ENABLED: 'false' }, instances)
+  gateway = await testApp(
+    redis,
+    { DELIVERY_BACKOFF_MS: '10', RATE_LIMIT_ENABLED: 'false', BREAKER_FAILURE_THRESHOLD: '3', BREAKER_OPEN_MS: String(BREAKER_OPEN_MS) },
+    instances,
+  )
   const { prefix } = gateway.config.queue
   const connection = { url: redis.url }
   ;[webhookEvents, deliveryEvents] = [new QueueEvents(QUEUE.webhook, { connection, prefix }), new QueueEvents(QUEUE.delivery, { connection, prefix })]
   await Promise.all([webhookEvents.waitUntilReady(), deliveryEvents.waitUntilReady()])
   deliveries = new Queue(QUEUE.delivery, { connection, prefix })
-  workers = startWorkers(gateway.config, gateway.config.redis as ConnectedRedisConfig, createLogger({ level: 'info' }, logCapture().stream))
+  workers = startWorkers(gateway.config, gateway.config.redis as ConnectedRedisConfig, createLogger({ level: process.env.DEBUG_LOGS ? 'debug' : 'info' }, process.env.DEBUG_LOGS ? undefined : logCapture().stream))
 })
 
 afterAll(async () => {
@@ -143,6 +148,23 @@ describe('webhook → delivery', () => {
     await deliveries.add(job.name, job.data, { jobId: id })
     expect((await delivered(id)).result).toEqual({ status: 'delivered_before' })
     expect(destination.requests.length).toBe(before)
+  })
+})
+
+describe('a failing destination', () => {
+  test('opens its breaker: later deliveries wait, delayed without using a try, and go once a probe succeeds', async () => {
+    destination.answer({ status: 500 }, { status: 500 }, { status: 500 })
+    const failing = await ingest(incoming())
+    await expect((await Job.fromId(deliveries, `${failing.webhookJob}.r0`))!.waitUntilFinished(deliveryEvents)).rejects.toThrow('answered 500')
+    const openedAt = Date.now()
+
+    const before = destination.requests.length
+    const { webhookJob } = await ingest(incoming())
+    const { result, job } = await delivered(`${webhookJob}.r0`)
+    expect(result).toMatchObject({ status: 'delivered' })
+    expect(job.attemptsMade).toBe(1)
+    expect(destination.requests.length - before).toBe(1)
+    expect(destination.requests.at(-1)!.at - openedAt).toBeGreaterThanOrEqual(BREAKER_OPEN_MS - 50)
   })
 })
 

@@ -1,0 +1,64 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { Redis } from 'ioredis'
+import { createLogger } from '../../src/log.ts'
+import { createBreaker, type Breaker } from '../../workers/breaker.ts'
+import { logCapture } from '../helpers/deps.ts'
+import { startRedis, type TestRedis } from '../helpers/redis.ts'
+
+let redis: TestRedis
+let client: Redis
+let breaker: Breaker
+const logs = logCapture()
+const OPEN_MS = 150
+
+beforeAll(async () => {
+  redis = await startRedis()
+  client = new Redis(redis.url)
+  breaker = createBreaker({ redis: client, prefix: '{t}', config: { failureThreshold: 2, openMs: OPEN_MS }, log: createLogger({ level: 'info' }, logs.stream) })
+})
+afterAll(async () => {
+  client.disconnect()
+  await redis.stop()
+})
+
+describe('destination circuit breaker', () => {
+  test('opens after consecutive failures, lets one probe through when the time is up, and closes on its success', async () => {
+    const url = 'https://bot-a.test/hook?secret=x'
+    expect(await breaker.allow(url, 'a1', 1000)).toEqual({ allowed: true, probe: false })
+    await breaker.record(url, false)
+    expect(await breaker.allow(url, 'a2', 1000)).toEqual({ allowed: true, probe: false })
+    await breaker.record(url, false)
+
+    const refused = await breaker.allow(url, 'a3', 1000)
+    expect(refused.allowed).toBe(false)
+    expect(!refused.allowed && refused.waitMs).toBeWithin(1, OPEN_MS + 1)
+    expect(logs.lines.filter((l) => l.includes('breaker opened') && l.includes('bot-a.test'))).toHaveLength(1)
+    expect(logs.lines.join('\n')).not.toContain('secret=x')
+
+    await Bun.sleep(OPEN_MS + 10) // the open time is the event awaited here
+    expect(await breaker.allow(url, 'probe', 1000)).toEqual({ allowed: true, probe: true })
+    expect((await breaker.allow(url, 'other', 1000)).allowed).toBe(false) // one probe at a time
+    await breaker.record(url, true)
+    expect(await breaker.allow(url, 'after', 1000)).toEqual({ allowed: true, probe: false })
+  })
+
+  test('a failed probe opens it again at once; one success in between resets the count', async () => {
+    const url = 'https://bot-b.test/hook'
+    await breaker.record(url, false)
+    await breaker.record(url, true)
+    await breaker.record(url, false)
+    expect((await breaker.allow(url, 'x', 1000)).allowed).toBe(true)
+    await breaker.record(url, false)
+    expect((await breaker.allow(url, 'y', 1000)).allowed).toBe(false)
+    await Bun.sleep(OPEN_MS + 10)
+    expect(await breaker.allow(url, 'probe', 1000)).toEqual({ allowed: true, probe: true })
+    await breaker.record(url, false)
+    expect((await breaker.allow(url, 'z', 1000)).allowed).toBe(false)
+  })
+
+  test('destinations do not share a breaker', async () => {
+    for (let i = 0; i < 3; i++) await breaker.record('https://bot-c.test/down', false)
+    expect((await breaker.allow('https://bot-c.test/down', 'a', 1000)).allowed).toBe(false)
+    expect((await breaker.allow('https://bot-c.test/up', 'a', 1000)).allowed).toBe(true)
+  })
+})

@@ -1,0 +1,27 @@
+--[[
+  Records a delivery's outcome on its destination's breaker. A success closes it. A failure counts; at the threshold,
+  or when the failing delivery was the half-open probe, it opens for the open time.
+
+  KEYS[1]  the destination's breaker (a hash: failures, openUntil ms, probe owner, probeUntil ms)
+  ARGV[1]  1 success, 0 failure
+  ARGV[2]  consecutive failures that open it
+  ARGV[3]  how long it stays open, ms
+  ARGV[4]  how long an idle breaker is kept, ms
+
+  Returns 1 when this call opened the breaker, else 0.
+]]
+if ARGV[1] == '1' then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+local wasProbe = redis.call('HEXISTS', KEYS[1], 'probe') == 1
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if failures >= tonumber(ARGV[2]) or wasProbe then
+  redis.call('HSET', KEYS[1], 'openUntil', now + tonumber(ARGV[3]))
+  redis.call('HDEL', KEYS[1], 'probe', 'probeUntil')
+  return 1
+end
+return 0
