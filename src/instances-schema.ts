@@ -58,6 +58,8 @@ const Instance = Type.Object(
       ),
     ),
     routes: Type.Optional(Type.Array(Route)),
+    /** A delivery that fails for good posts a private note saying so into the event's conversation. */
+    notifyOnFailure: Type.Optional(Type.Boolean()),
     /** Overrides of the RATE_LIMIT_INSTANCE_* defaults for this instance. */
     rateLimit: Type.Optional(RateLimit),
   },

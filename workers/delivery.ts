@@ -56,6 +56,8 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
       const answer = await postJson(destination.url, body, { ...signed, 'x-hookgate-instance': instanceId, 'x-chatwoot-event': event }, timeoutMs).catch(
         async (error: Error) => {
           await breaker.record(destination.url, !(error instanceof RetryLater && error.unhealthy))
+          const final = error instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
+          if (final && instance.config.notifyOnFailure) await notifyFailure(id, instanceId, conversation, destination.url, error.message)
           throw error
         },
       )
@@ -67,6 +69,17 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
     } finally {
       await redis.releaseLock(lockKey, owner).catch(() => {})
     }
+  }
+
+  /** Tells the conversation's agents, in a private note, that its automation gave up (the instance's notifyOnFailure). */
+  async function notifyFailure(deliveryId: string, instanceId: string, conversation: DeliveryJobData['conversation'], url: string, reason: string) {
+    if (!conversation) return
+    const content = `hookgate could not deliver this event to ${new URL(url).host} and gave up: ${reason}. The automation did not run.`
+    await queues.chatwootNote.add(
+      JOB.chatwootNote,
+      { instanceId, conversation, content, private: true, sourceId: `${OUR_SOURCE_ID_PREFIX}${deliveryId}.failure` },
+      { jobId: `${deliveryId}.failure` },
+    )
   }
 
   /** `{ "reply": "…" }` becomes an outgoing message, `{ "note": "…" }` a private note, in the event's conversation. */

@@ -18,7 +18,7 @@ export type Behaviour = { status: number; json?: unknown; headers?: Record<strin
 export async function startRecorder(fallback: Behaviour = { status: 200, json: { ok: true } }) {
   const requests: Recorded[] = []
   const queued: Behaviour[] = []
-  const waiters: { count: number; resolve: () => void }[] = []
+  const waiters: { done: () => boolean; resolve: () => void }[] = []
   const port = await freePort()
   const server = Bun.serve({
     port,
@@ -26,7 +26,7 @@ export async function startRecorder(fallback: Behaviour = { status: 200, json: {
     async fetch(request) {
       const url = new URL(request.url)
       requests.push({ method: request.method, path: url.pathname + url.search, headers: Object.fromEntries(request.headers), body: await request.text(), at: Date.now() })
-      for (const waiter of waiters.filter((w) => requests.length >= w.count)) waiter.resolve()
+      for (const waiter of waiters.filter((w) => w.done())) waiter.resolve()
       const behaviour = queued.shift() ?? fallback
       if (behaviour === 'hang') return new Promise<Response>(() => {})
       return Response.json(behaviour.json ?? {}, { status: behaviour.status, headers: behaviour.headers })
@@ -38,10 +38,11 @@ export async function startRecorder(fallback: Behaviour = { status: 200, json: {
     answer(...behaviours: Behaviour[]) {
       queued.push(...behaviours)
     },
-    /** Resolves once `count` requests in all have arrived. */
-    received(count: number): Promise<void> {
-      if (requests.length >= count) return Promise.resolve()
-      return new Promise((resolve) => waiters.push({ count, resolve }))
+    /** Resolves once `count` requests that match (all, by default) have arrived; returns them. */
+    received(count: number, matching: (request: Recorded) => boolean = () => true): Promise<Recorded[]> {
+      const found = () => requests.filter(matching)
+      if (found().length >= count) return Promise.resolve(found())
+      return new Promise((resolve) => waiters.push({ done: () => found().length >= count, resolve: () => resolve(found()) }))
     },
     stop: () => server.stop(true),
   }

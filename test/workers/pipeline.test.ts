@@ -33,6 +33,7 @@ beforeAll(async () => {
       {
         id: 'acme',
         tokens: [ACME_TOKEN],
+        notifyOnFailure: true,
         chatwoot: { url: chatwootApi.url, apiAccessToken: CHATWOOT_TOKEN },
         routes: [
           {
@@ -129,7 +130,7 @@ describe('webhook → delivery', () => {
     expect(job.attemptsMade).toBe(2)
   })
 
-  test('another 4xx fails for good at once and stays in the failed set', async () => {
+  test('another 4xx fails for good at once, stays in the failed set, and tells the agents in a private note', async () => {
     destination.answer({ status: 400 })
     const before = destination.requests.length
     const { webhookJob } = await ingest(incoming())
@@ -137,6 +138,11 @@ describe('webhook → delivery', () => {
     await expect((await Job.fromId(deliveries, id))!.waitUntilFinished(deliveryEvents)).rejects.toThrow('answered 400')
     expect(await deliveries.getJobState(id)).toBe('failed')
     expect(destination.requests.length - before).toBe(1)
+    const [failureNote] = await chatwootApi.received(1, (r) => r.body.includes(`hookgate:${id}.failure`))
+    const note = JSON.parse(failureNote!.body) as { content: string; private: boolean; source_id: string }
+    expect(note).toMatchObject({ private: true, source_id: `hookgate:${id}.failure` })
+    expect(note.content).toContain('answered 400')
+    expect(note.content).not.toContain('key=k') // the destination's query (it may hold a secret) stays out
   })
 
   test('a delivery job run again after it succeeded does not deliver twice', async () => {
@@ -171,10 +177,8 @@ describe('a failing destination', () => {
 describe('answering back into Chatwoot', () => {
   test('a reply and a note from the destination reach the conversation, marked as ours, and their echo is not routed', async () => {
     destination.answer({ status: 200, json: { reply: 'Temos sim!', note: 'Cliente quer pão de queijo' } })
-    const before = chatwootApi.requests.length
-    await ingest(incoming())
-    await chatwootApi.received(before + 2)
-    const posted = chatwootApi.requests.slice(before).sort((a, b) => a.body.localeCompare(b.body))
+    const { webhookJob } = await ingest(incoming())
+    const posted = (await chatwootApi.received(2, (r) => r.body.includes(`hookgate:${webhookJob}.r0.`))).sort((a, b) => a.body.localeCompare(b.body))
     for (const request of posted) {
       expect(request).toMatchObject({ method: 'POST', path: '/api/v1/accounts/31/conversations/77/messages' })
       expect(request.headers['api_access_token']).toBe(CHATWOOT_TOKEN)
