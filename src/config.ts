@@ -61,6 +61,8 @@ export interface Config {
     deliveryBackoffMs: number
     /** How long a shutting-down worker lets active jobs finish, ms (SHUTDOWN_TIMEOUT_MS, 10000). */
     shutdownTimeoutMs: number
+    /** A job's lock, renewed while it runs; a dead worker's jobs are taken up again about this long after (JOB_LOCK_MS, 30000). */
+    jobLockMs: number
     breaker: BreakerConfig
   }
   /** Peers whose X-Forwarded-For / X-Real-IP are believed (TRUSTED_PROXIES, CIDRs; none by default). */
@@ -158,6 +160,7 @@ export function loadConfig(env: Env): Config {
       deliveryAttempts: read.int('DELIVERY_MAX_ATTEMPTS', 8, 1, 100),
       deliveryBackoffMs: read.int('DELIVERY_BACKOFF_MS', 1000, 10, 3_600_000),
       shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+      jobLockMs: read.int('JOB_LOCK_MS', 30_000, 1000, 600_000),
       breaker: {
         failureThreshold: read.int('BREAKER_FAILURE_THRESHOLD', 5, 1, 1000),
         openMs: read.int('BREAKER_OPEN_MS', 30_000, 100, 3_600_000),

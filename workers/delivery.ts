@@ -22,6 +22,14 @@ export interface DeliveryDeps {
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000
+/** How much longer than its POST's timeout a delivery's in-flight lock lives. */
+const IN_FLIGHT_MARGIN_MS = 1000
+
+/** Puts the job back, delayed, without failing it or using up one of its tries. */
+async function waitWithoutTrying(job: Job, waitMs: number, token: string | undefined): Promise<never> {
+  await job.moveToDelayed(Date.now() + waitMs, token)
+  throw new DelayedError()
+}
 /** A reply or note longer than this is cut: Chatwoot messages are meant for people. */
 const MAX_MESSAGE_CHARS = 10_000
 
@@ -43,13 +51,13 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
     const permission = await breaker.allow(destination.url, owner, timeoutMs + 1000)
     if (!permission.allowed) {
       log.debug({ jobId: id, waitMs: permission.waitMs }, 'destination breaker open; delivery waits')
-      // Waits, neither failing nor using up a try, while the destination's breaker is open.
-      await job.moveToDelayed(Date.now() + permission.waitMs, token)
-      throw new DelayedError()
+      return waitWithoutTrying(job, permission.waitMs, token)
     }
     const lockKey = deliveringKey(prefix, id)
-    if (!(await redis.set(lockKey, owner, 'PX', timeoutMs + 5000, 'NX'))) {
-      throw new RetryLater('the same delivery is in flight in another worker', timeoutMs)
+    if (!(await redis.set(lockKey, owner, 'PX', timeoutMs + IN_FLIGHT_MARGIN_MS, 'NX'))) {
+      // Another worker's attempt may still be running (or died mid-POST: its lock expires with its timeout).
+      log.debug({ jobId: id }, 'delivery in flight elsewhere; waits')
+      return waitWithoutTrying(job, timeoutMs, token)
     }
     try {
       const signed = destination.secret ? signStandardWebhook(destination.secret, id, Math.floor(Date.now() / 1000), body) : { 'webhook-id': id }

@@ -32,7 +32,16 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
   const start = (queue: string, processor: Processor, concurrency: number) => {
     // drainDelay (s): how long an idle worker blocks waiting for jobs. Measured here: a retry due in 10 ms sometimes
     // waited out the whole default 5 s block; 1 s bounds that wait at the cost of one idle poll a second.
-    const worker = new Worker(queue, processor, { connection, prefix: config.queue.prefix, concurrency, settings, drainDelay: 1 })
+    const { jobLockMs } = config.workers
+    const worker = new Worker(queue, processor, {
+      connection,
+      prefix: config.queue.prefix,
+      concurrency,
+      settings,
+      drainDelay: 1,
+      lockDuration: jobLockMs,
+      stalledInterval: jobLockMs,
+    })
     worker.on('error', (error) => log.error({ queue, err: error.message }, 'worker error'))
     worker.on('failed', (job, error) => {
       const final = !job || job.attemptsMade >= (job.opts.attempts ?? 1) || error.name === 'UnrecoverableError'

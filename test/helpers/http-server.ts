@@ -8,8 +8,8 @@ export interface Recorded {
   at: number
 }
 
-/** What the server does with one request: answer (status, JSON body, headers) or hang until the client gives up. */
-export type Behaviour = { status: number; json?: unknown; headers?: Record<string, string> } | 'hang'
+/** What the server does with one request: answer (status, JSON body, headers, after delayMs) or hang until the client gives up. */
+export type Behaviour = { status: number; json?: unknown; headers?: Record<string, string>; delayMs?: number } | 'hang'
 
 /**
  * A real HTTP server standing in for a destination or the Chatwoot API: it records every request and answers with
@@ -29,6 +29,7 @@ export async function startRecorder(fallback: Behaviour = { status: 200, json: {
       for (const waiter of waiters.filter((w) => w.done())) waiter.resolve()
       const behaviour = queued.shift() ?? fallback
       if (behaviour === 'hang') return new Promise<Response>(() => {})
+      if (behaviour.delayMs) await Bun.sleep(behaviour.delayMs)
       return Response.json(behaviour.json ?? {}, { status: behaviour.status, headers: behaviour.headers })
     },
   })

@@ -1,0 +1,103 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { Job, Queue, QueueEvents } from 'bullmq'
+import { QUEUE } from '../../src/queue/names.ts'
+import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
+import { ACME_TOKEN, testApp, testEnv, webhookRequest, type TestGateway } from '../helpers/deps.ts'
+import { startRecorder } from '../helpers/http-server.ts'
+import { spawnHookgate, type HookgateProcess } from '../helpers/process.ts'
+import { startRedis, type TestRedis } from '../helpers/redis.ts'
+
+let redis: TestRedis
+let destination: Awaited<ReturnType<typeof startRecorder>>
+let gateway: TestGateway
+let env: Record<string, string | undefined>
+let deliveries: Queue
+let deliveryEvents: QueueEvents
+const running: HookgateProcess[] = []
+let nextMessageId = 800_000
+
+beforeAll(async () => {
+  redis = await startRedis()
+  destination = await startRecorder()
+  const instances = {
+    instances: [
+      { id: 'acme', tokens: [ACME_TOKEN], routes: [{ events: ['message_created'], destination: { url: `${destination.url}/bot`, timeoutMs: 1000 } }] },
+    ],
+  }
+  env = testEnv(redis, { JOB_LOCK_MS: '1000', DELIVERY_BACKOFF_MS: '10', RATE_LIMIT_ENABLED: 'false' }, instances)
+  gateway = await testApp(redis, env, instances)
+  const connection = { url: redis.url }
+  deliveries = new Queue(QUEUE.delivery, { connection, prefix: gateway.config.queue.prefix })
+  deliveryEvents = new QueueEvents(QUEUE.delivery, { connection, prefix: gateway.config.queue.prefix })
+  await deliveryEvents.waitUntilReady()
+})
+
+afterAll(async () => {
+  await Promise.all(running.map((p) => p.stop('SIGKILL')))
+  await Promise.all([deliveries.close(), deliveryEvents.close()])
+  await gateway.close()
+  destination.stop()
+  await redis.stop()
+})
+
+async function worker(): Promise<HookgateProcess> {
+  const child = spawnHookgate(['worker'], { ...env, LOG_LEVEL: 'info' })
+  running.push(child)
+  await child.waitFor(/"msg":"workers started"/)
+  return child
+}
+
+/** Sends one event through the API; returns the id its delivery job will have. */
+async function send(): Promise<string> {
+  const response = await gateway.app.handle(webhookRequest(toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: nextMessageId++ }))))
+  return `${((await response.json()) as { jobId: string }).jobId}.r0`
+}
+
+async function finished(id: string) {
+  for (;;) {
+    const job = await Job.fromId(deliveries, id)
+    if (job) return job.waitUntilFinished(deliveryEvents)
+    await new Promise((resolve) => deliveryEvents.once('added', resolve))
+  }
+}
+
+describe('hookgate worker processes', () => {
+  test('a worker killed mid-delivery: another takes the job up and it is delivered, once', async () => {
+    const first = await worker()
+    destination.answer('hang')
+    const before = destination.requests.length
+    const id = await send()
+    await destination.received(before + 1)
+    await first.stop('SIGKILL')
+
+    await worker()
+    expect(await finished(id)).toEqual({ status: 'delivered', httpStatus: 200 })
+    const tries = destination.requests.slice(before).filter((r) => r.headers['webhook-id'] === id)
+    expect(tries).toHaveLength(2) // the one the dead worker never saw answered, and the delivery
+  })
+
+  test('with two workers, a delivery job run again after it succeeded delivers nothing more', async () => {
+    await worker()
+    const id = await send()
+    expect(await finished(id)).toEqual({ status: 'delivered', httpStatus: 200 })
+    const job = (await Job.fromId(deliveries, id))!
+    const delivered = destination.requests.filter((r) => r.headers['webhook-id'] === id).length
+    await job.remove()
+    await deliveries.add(job.name, job.data, { jobId: id })
+    expect(await finished(id)).toEqual({ status: 'delivered_before' })
+    expect(destination.requests.filter((r) => r.headers['webhook-id'] === id)).toHaveLength(delivered)
+  })
+
+  test('SIGTERM lets the delivery in flight finish, then exits 0', async () => {
+    const [child, other] = [running.at(-1)!, running.at(-2)!]
+    expect(await other.stop('SIGTERM')).toBe(0)
+    destination.answer({ status: 200, json: { ok: true }, delayMs: 300 })
+    const before = destination.requests.length
+    const id = await send()
+    await destination.received(before + 1)
+    const exited = child.stop('SIGTERM')
+    expect(await finished(id)).toMatchObject({ status: 'delivered' })
+    expect(await exited).toBe(0)
+    expect(child.output()).toContain('workers stopped')
+  })
+})
