@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto'
 import type { Config } from '../src/config.ts'
 import type { Instances } from '../src/instances.ts'
 import type { Log } from '../src/log.ts'
-import { JOB, OUR_SOURCE_ID_PREFIX, deliveredKey, deliveringKey, type DeliveryJobData } from '../src/queue/names.ts'
+import { JOB, OUR_SOURCE_ID_PREFIX, batchKey, deliveredKey, deliveringKey, type DeliveryJobData } from '../src/queue/names.ts'
 import type { Queues } from '../src/queue/queues.ts'
 import { RetryLater } from './backoff.ts'
 import type { Breaker } from './breaker.ts'
@@ -38,13 +38,18 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
   const { config, instances, breaker, redis, queues, log } = deps
   const { prefix } = config.queue
 
-  return async function processDelivery(job: Job<DeliveryJobData>, token?: string): Promise<{ status: 'delivered' | 'delivered_before'; httpStatus?: number }> {
+  return async function processDelivery(
+    job: Job<DeliveryJobData>,
+    token?: string,
+  ): Promise<{ status: 'delivered' | 'delivered_before' | 'empty_batch'; httpStatus?: number }> {
     const id = job.id!
-    const { instanceId, route: routeIndex, event, body, conversation } = job.data
+    const { instanceId, route: routeIndex, event, conversation } = job.data
     const instance = instances.get(instanceId)
     const destination = instance?.config.routes?.[routeIndex]?.destination
     if (!instance || !destination) throw new UnrecoverableError(`route ${routeIndex} of instance ${instanceId} is no longer configured`)
     if ((await redis.exists(deliveredKey(prefix, id))) === 1) return { status: 'delivered_before' }
+    const body = job.data.body || (job.data.batch ? await takeBatch(job, job.data.batch) : '')
+    if (!body) return { status: 'empty_batch' }
 
     const timeoutMs = destination.timeoutMs ?? DEFAULT_TIMEOUT_MS
     const owner = randomUUID()
@@ -77,6 +82,31 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
     } finally {
       await redis.releaseLock(lockKey, owner).catch(() => {})
     }
+  }
+
+  /**
+   * Takes a debounced conversation's pending events into this job (kept in its data for every retry) and off the
+   * batch, leaving events that arrive meanwhile for the next batch. A batch is `{"event":"message_batch", …}` with the
+   * events' bodies as they came, in order.
+   */
+  async function takeBatch(job: Job<DeliveryJobData>, batch: string): Promise<string> {
+    const key = batchKey(prefix, batch)
+    const entries = await redis.lrange(key, 0, -1)
+    const seen = new Set<string>()
+    const messages: string[] = []
+    for (const entry of entries) {
+      const cut = entry.indexOf('\n')
+      const eventJobId = entry.slice(0, cut)
+      if (seen.has(eventJobId)) continue
+      seen.add(eventJobId)
+      messages.push(entry.slice(cut + 1))
+    }
+    if (messages.length === 0) return ''
+    const { instanceId, conversation } = job.data
+    const body = `{"event":"message_batch","instance":${JSON.stringify(instanceId)},"conversation":${JSON.stringify(conversation)},"messages":[${messages.join(',')}]}`
+    await job.updateData({ ...job.data, body })
+    await redis.ltrim(key, entries.length, -1)
+    return body
   }
 
   /** Tells the conversation's agents, in a private note, that its automation gave up (the instance's notifyOnFailure). */

@@ -51,7 +51,7 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
   }
   const { workers: concurrency } = config
   const workers = [
-    start(QUEUE.webhook, createWebhookProcessor({ config, instances, queues, log }), concurrency.webhookConcurrency),
+    start(QUEUE.webhook, createWebhookProcessor({ config, instances, redis: commands, queues, log }), concurrency.webhookConcurrency),
     start(QUEUE.delivery, createDeliveryProcessor({ config, instances, breaker, redis: commands, queues, log }), concurrency.deliveryConcurrency),
     start(QUEUE.chatwootNote, createChatwootNoteProcessor({ config, instances, log }), concurrency.chatwootNoteConcurrency),
   ]

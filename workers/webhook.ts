@@ -1,21 +1,33 @@
-import type { Job } from 'bullmq'
+import type { Job, JobsOptions } from 'bullmq'
+import type { Redis } from 'ioredis'
 import type { Config } from '../src/config.ts'
 import type { Instances } from '../src/instances.ts'
 import type { Log } from '../src/log.ts'
-import { JOB, type WebhookJobData } from '../src/queue/names.ts'
+import { JOB, batchKey, type ConversationRef, type DeliveryJobData, type WebhookJobData } from '../src/queue/names.ts'
 import type { Queues } from '../src/queue/queues.ts'
 import { matchRoutes, routableEvent } from './routes.ts'
 
 export interface WebhookDeps {
   config: Config
   instances: Instances
+  /** Commands connection: the conversations' debounce batches. */
+  redis: Redis
   queues: Queues
   log: Log
 }
 
-/** The `webhook` queue: match the instance's routes and fan out one `delivery` job per destination. */
+/** An unclaimed debounce batch is dropped after this long (its delivery job normally takes it within debounceMs). */
+const BATCH_KEEP_MS = 24 * 3_600_000
+
+/**
+ * The `webhook` queue: match the instance's routes and fan out one `delivery` job per destination. A route with
+ * `debounceMs` collects a conversation's events in a batch and delivers them together once the conversation has been
+ * quiet that long (BullMQ's debounce: each new event replaces the waiting delivery job and restarts its delay).
+ */
 export function createWebhookProcessor(deps: WebhookDeps) {
-  const { config, instances, queues, log } = deps
+  const { config, instances, redis, queues, log } = deps
+  const { prefix } = config.queue
+
   return async function processWebhook(job: Job<WebhookJobData>): Promise<{ routes: number[] }> {
     const { instanceId, event, body } = job.data
     const instance = instances.get(instanceId)
@@ -26,16 +38,33 @@ export function createWebhookProcessor(deps: WebhookDeps) {
     const routable = routableEvent(JSON.parse(body))
     const routes = instance.config.routes ?? []
     const matched = matchRoutes(routes, routable)
+    const { conversation } = routable
+
     // One job per destination, its id derived from the event's: a duplicate never makes a second one, and one slow
     // or dead destination never delays or re-sends another.
-    await queues.delivery.addBulk(
-      matched.map((route) => ({
-        name: JOB.delivery,
-        data: { instanceId, route, event, body, conversation: routable.conversation },
-        opts: { jobId: `${job.id}.r${route}`, attempts: routes[route]!.destination.maxAttempts ?? config.workers.deliveryAttempts },
-      })),
+    const jobs = await Promise.all(
+      matched.map(async (route) => {
+        const { debounceMs, maxAttempts } = routes[route]!.destination
+        const opts: JobsOptions = { jobId: `${job.id}.r${route}`, attempts: maxAttempts ?? config.workers.deliveryAttempts }
+        const data: DeliveryJobData = { instanceId, route, event, body, conversation }
+        if (!debounceMs || !conversation) return { name: JOB.delivery, data, opts }
+        const batch = batchId(instanceId, route, conversation)
+        // Entries carry the event's job id, so a retried webhook job does not put its event in the batch twice.
+        await redis.rpush(batchKey(prefix, batch), `${job.id}\n${body}`)
+        await redis.pexpire(batchKey(prefix, batch), debounceMs + BATCH_KEEP_MS)
+        return {
+          name: JOB.delivery,
+          data: { ...data, event: 'message_batch', body: '', batch },
+          opts: { ...opts, delay: debounceMs, deduplication: { id: batch, extend: true, replace: true, keepLastIfActive: true } },
+        }
+      }),
     )
+    await queues.delivery.addBulk(jobs)
     log.debug({ jobId: job.id, instance: instanceId, event, routes: matched, ours: routable.ours }, 'routed')
     return { routes: matched }
   }
+}
+
+function batchId(instanceId: string, route: number, conversation: ConversationRef): string {
+  return `${instanceId}.r${route}.a${conversation.accountId}.c${conversation.conversationId}`
 }

@@ -37,6 +37,11 @@ export interface DeliveryJobData {
   body: string
   /** Where the reply or note goes, when the destination answers with one. */
   conversation: ConversationRef | undefined
+  /**
+   * A debounced route's batch of a conversation's events: `body` is empty until the delivery takes the batch, then
+   * holds `{"event":"message_batch","messages":[…]}` for every retry.
+   */
+  batch?: string
 }
 
 /** A Chatwoot conversation: `conversationId` is the per-account display id that webhooks carry. */
@@ -74,4 +79,9 @@ export function deliveredKey(prefix: string, deliveryJobId: string): string {
 /** Held while a delivery is in flight, so two workers never POST the same delivery at once. */
 export function deliveringKey(prefix: string, deliveryJobId: string): string {
   return `${prefix}:delivering:${deliveryJobId}`
+}
+
+/** A debounced route's pending events of one conversation: a list of "<webhook job id>\n<event body>". */
+export function batchKey(prefix: string, batch: string): string {
+  return `${prefix}:batch:${batch}`
 }

@@ -13,6 +13,7 @@ import { startRedis, type TestRedis } from '../helpers/redis.ts'
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
 const CHATWOOT_TOKEN = 'chatwoot-api-token-0123'
 const BREAKER_OPEN_MS = 400
+const DEBOUNCE_MS = 300
 
 let redis: TestRedis
 let gateway: TestGateway
@@ -40,6 +41,11 @@ beforeAll(async () => {
             events: ['message_created'],
             messageTypes: ['incoming'],
             destination: { url: `${destination.url}/bot?key=k`, secret: SECRET, timeoutMs: 500, maxAttempts: 3 },
+          },
+          {
+            events: ['message_created'],
+            inboxes: [9],
+            destination: { url: `${destination.url}/batched`, secret: SECRET, debounceMs: DEBOUNCE_MS },
           },
         ],
       },
@@ -171,6 +177,34 @@ describe('a failing destination', () => {
     expect(job.attemptsMade).toBe(1)
     expect(destination.requests.length - before).toBe(1)
     expect(destination.requests.at(-1)!.at - openedAt).toBeGreaterThanOrEqual(BREAKER_OPEN_MS - 50)
+  })
+})
+
+describe('a debounced route', () => {
+  test('delivers a conversation\'s quick messages together, once it has been quiet for debounceMs', async () => {
+    const message = (conversationId: number, content: string) => ({
+      ...chatwoot.messageCreatedIncoming({ messageId: nextMessageId++, conversationId }),
+      inbox: { id: 9, name: 'WhatsApp Suporte' },
+      content,
+    })
+    const quick = [message(4242, 'Oi'), message(4242, 'tudo bem?'), message(4242, 'quero pão de queijo')]
+    const sent = await Promise.all(quick.map((m) => ingest(m)).map(async (p) => (await p).webhookJob))
+    expect(sent).toHaveLength(3)
+    const firstAt = Date.now()
+    const [batch] = await destination.received(1, (r) => r.path === '/batched')
+    expect(Date.now() - firstAt).toBeGreaterThanOrEqual(DEBOUNCE_MS - 100)
+    const payload = JSON.parse(batch!.body) as { event: string; conversation: unknown; messages: { content: string; id: number }[] }
+    expect(batch!.headers['x-chatwoot-event']).toBe('message_batch')
+    expect(payload.event).toBe('message_batch')
+    expect(payload.conversation).toEqual({ accountId: 31, conversationId: 4242 })
+    expect(payload.messages.map((m) => m.content).sort()).toEqual(['Oi', 'quero pão de queijo', 'tudo bem?'])
+    const expected = signStandardWebhook(SECRET, batch!.headers['webhook-id']!, Number(batch!.headers['webhook-timestamp']), batch!.body)
+    expect(batch!.headers['webhook-signature']).toBe(expected['webhook-signature']!)
+
+    // A later message is a batch of its own; the first is not sent again.
+    await ingest(message(4242, 'obrigado'))
+    const batches = await destination.received(2, (r) => r.path === '/batched')
+    expect((JSON.parse(batches[1]!.body) as { messages: { content: string }[] }).messages.map((m) => m.content)).toEqual(['obrigado'])
   })
 })
 
