@@ -59,6 +59,10 @@ export interface Config {
     webhookConcurrency: number
     deliveryConcurrency: number
     chatwootNoteConcurrency: number
+    /** LOG_WORKER_CONCURRENCY (20). */
+    logConcurrency: number
+    /** Entries kept in each instance's event log, the newest (EVENT_LOG_MAX_LEN, 10000). */
+    eventLogMaxLen: number
     /** Tries of one delivery when its route sets no `maxAttempts` (DELIVERY_MAX_ATTEMPTS, 8). */
     deliveryAttempts: number
     /** Base of the exponential backoff with full jitter between tries, ms (DELIVERY_BACKOFF_MS, 1000). */
@@ -161,6 +165,8 @@ export function loadConfig(env: Env): Config {
       webhookConcurrency: read.int('WEBHOOK_WORKER_CONCURRENCY', 50, 1, 10_000),
       deliveryConcurrency: read.int('DELIVERY_WORKER_CONCURRENCY', 200, 1, 10_000),
       chatwootNoteConcurrency: read.int('CHATWOOT_NOTE_WORKER_CONCURRENCY', 20, 1, 10_000),
+      logConcurrency: read.int('LOG_WORKER_CONCURRENCY', 20, 1, 10_000),
+      eventLogMaxLen: read.int('EVENT_LOG_MAX_LEN', 10_000, 10, 10_000_000),
       deliveryAttempts: read.int('DELIVERY_MAX_ATTEMPTS', 8, 1, 100),
       deliveryBackoffMs: read.int('DELIVERY_BACKOFF_MS', 1000, 10, 3_600_000),
       shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),

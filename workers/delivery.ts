@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto'
 import type { Config } from '../src/config.ts'
 import type { Instances } from '../src/instances.ts'
 import type { Log } from '../src/log.ts'
-import { JOB, OUR_SOURCE_ID_PREFIX, batchKey, deliveredKey, deliveringKey, type DeliveryJobData } from '../src/queue/names.ts'
+import { JOB, OUR_SOURCE_ID_PREFIX, batchKey, deliveredKey, deliveringKey, type DeliveryJobData, type LogJobData } from '../src/queue/names.ts'
 import type { Queues } from '../src/queue/queues.ts'
 import { RetryLater } from './backoff.ts'
 import type { Breaker } from './breaker.ts'
@@ -50,6 +50,8 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
     if ((await redis.exists(deliveredKey(prefix, id))) === 1) return { status: 'delivered_before' }
     const body = job.data.body || (job.data.batch ? await takeBatch(job, job.data.batch) : '')
     if (!body) return { status: 'empty_batch' }
+    const appendLog = (line: Omit<LogJobData, 'instanceId' | 'jobId' | 'event' | 'at' | 'conversation'>) =>
+      queues.log.add(JOB.log, { instanceId, jobId: id, event, at: Date.now(), conversation, ...line })
 
     const timeoutMs = destination.timeoutMs ?? DEFAULT_TIMEOUT_MS
     const owner = randomUUID()
@@ -70,13 +72,17 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
         async (error: Error) => {
           await breaker.record(destination.url, !(error instanceof RetryLater && error.unhealthy))
           const final = error instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
-          if (final && instance.config.notifyOnFailure) await notifyFailure(id, instanceId, conversation, destination.url, error.message)
+          if (final) {
+            await appendLog({ kind: 'delivery_failed', host: new URL(destination.url).host, attempt: job.attemptsMade + 1, error: error.message })
+            if (instance.config.notifyOnFailure) await notifyFailure(id, instanceId, conversation, destination.url, error.message)
+          }
           throw error
         },
       )
       await breaker.record(destination.url, true)
       await redis.set(deliveredKey(prefix, id), '1', 'EX', config.queue.retentionSeconds)
       await answerBack(id, instanceId, conversation, answer.json)
+      await appendLog({ kind: 'delivered', host: new URL(destination.url).host, status: answer.status, attempt: job.attemptsMade + 1 })
       log.info({ jobId: id, instance: instanceId, host: new URL(destination.url).host, status: answer.status, attempt: job.attemptsMade + 1 }, 'delivered')
       return { status: 'delivered', httpStatus: answer.status }
     } finally {

@@ -11,6 +11,7 @@ import { backoffStrategy } from './backoff.ts'
 import { createBreaker } from './breaker.ts'
 import { createChatwootNoteProcessor } from './chatwoot-note.ts'
 import { createDeliveryProcessor } from './delivery.ts'
+import { createLogProcessor } from './log.ts'
 import { createWebhookProcessor } from './webhook.ts'
 
 export interface RunningWorkers {
@@ -54,6 +55,7 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
     start(QUEUE.webhook, createWebhookProcessor({ config, instances, redis: commands, queues, log }), concurrency.webhookConcurrency),
     start(QUEUE.delivery, createDeliveryProcessor({ config, instances, breaker, redis: commands, queues, log }), concurrency.deliveryConcurrency),
     start(QUEUE.chatwootNote, createChatwootNoteProcessor({ config, instances, log }), concurrency.chatwootNoteConcurrency),
+    start(QUEUE.log, createLogProcessor({ config, redis: commands }), concurrency.logConcurrency),
   ]
   log.info({ queues: workers.map((w) => w.name), concurrency }, 'workers started')
 

@@ -59,7 +59,10 @@ export function createWebhookProcessor(deps: WebhookDeps) {
         }
       }),
     )
-    await queues.delivery.addBulk(jobs)
+    await Promise.all([
+      queues.delivery.addBulk(jobs),
+      queues.log.add(JOB.log, { instanceId, kind: 'routed', jobId: job.id!, event, at: Date.now(), conversation, routes: matched }),
+    ])
     log.debug({ jobId: job.id, instance: instanceId, event, routes: matched, ours: routable.ours }, 'routed')
     return { routes: matched }
   }

@@ -3,12 +3,14 @@ export const QUEUE = {
   webhook: 'webhook',
   delivery: 'delivery',
   chatwootNote: 'chatwoot-note',
+  log: 'log',
 } as const
 
 export const JOB = {
   chatwootEvent: 'chatwoot-event',
   delivery: 'deliver',
   chatwootNote: 'post-to-chatwoot',
+  log: 'append',
 } as const
 
 /** Marks what hookgate posts into Chatwoot (`source_id`), so that its echo is never routed back out: no loops. */
@@ -61,6 +63,22 @@ export interface ChatwootNoteJobData {
   sourceId: string
 }
 
+/** One line of an instance's event log: an event accepted and routed, or a delivery's outcome. */
+export interface LogJobData {
+  instanceId: string
+  kind: 'routed' | 'delivered' | 'delivery_failed'
+  /** The webhook job (for `routed`) or delivery job it is about. */
+  jobId: string
+  event: string
+  at: number
+  conversation?: ConversationRef
+  routes?: number[]
+  host?: string
+  status?: number
+  attempt?: number
+  error?: string
+}
+
 /** Redis keys outside BullMQ's own. Every one carries the queue prefix's hash tag, so one Lua script may touch them together. */
 export function dedupeLockKey(prefix: string, dedupeKey: string): string {
   return `${prefix}:dedupe:${dedupeKey}`
@@ -84,4 +102,9 @@ export function deliveringKey(prefix: string, deliveryJobId: string): string {
 /** A debounced route's pending events of one conversation: a list of "<webhook job id>\n<event body>". */
 export function batchKey(prefix: string, batch: string): string {
   return `${prefix}:batch:${batch}`
+}
+
+/** An instance's event log: a Redis Stream capped at EVENT_LOG_MAX_LEN entries. */
+export function eventLogKey(prefix: string, instanceId: string): string {
+  return `${prefix}:events:${instanceId}`
 }

@@ -2,12 +2,13 @@ import { Queue, type DefaultJobOptions } from 'bullmq'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
 import type { Log } from '../log.ts'
-import { JOB, QUEUE, type ChatwootNoteJobData, type DeliveryJobData, type WebhookJobData } from './names.ts'
+import { JOB, QUEUE, type ChatwootNoteJobData, type DeliveryJobData, type LogJobData, type WebhookJobData } from './names.ts'
 
 export interface Queues {
   webhook: Queue<WebhookJobData, unknown, typeof JOB.chatwootEvent>
   delivery: Queue<DeliveryJobData, unknown, typeof JOB.delivery>
   chatwootNote: Queue<ChatwootNoteJobData, unknown, typeof JOB.chatwootNote>
+  log: Queue<LogJobData, unknown, typeof JOB.log>
   close(): Promise<void>
 }
 
@@ -39,12 +40,16 @@ export function createQueues(deps: { config: Config['queue']; producer: Redis; l
     backoff: { type: 'hookgate' },
     ...kept,
   })
+  // A log line is worth a few tries, not a dead letter: it is removed either way.
+  const log_ = queue<LogJobData, typeof JOB.log>(QUEUE.log, { attempts: 3, backoff: { type: 'hookgate' }, removeOnComplete: true, removeOnFail: true })
 
   let closing: Promise<void> | undefined
+  const all = [webhook, delivery, chatwootNote, log_]
   return {
     webhook,
     delivery,
     chatwootNote,
-    close: () => (closing ??= Promise.all([webhook.close(), delivery.close(), chatwootNote.close()]).then(() => {})),
+    log: log_,
+    close: () => (closing ??= Promise.all(all.map((q) => q.close())).then(() => {})),
   }
 }

@@ -163,6 +163,30 @@ describe('webhook → delivery', () => {
   })
 })
 
+describe('the event log', () => {
+  test('gets a line when an event is routed and one when it is delivered, in the instance\'s capped stream', async () => {
+    const { webhookJob } = await ingest(incoming())
+    const key = `${gateway.config.queue.prefix}:events:acme`
+    const lines: Record<string, string>[] = []
+    let lastId = '0'
+    const reader = gateway.commands.duplicate({ enableOfflineQueue: true })
+    try {
+      while (!lines.some((l) => l.kind === 'delivered' && l.jobId === `${webhookJob}.r0`)) {
+        const read = await reader.xread('BLOCK', 5000, 'STREAMS', key, lastId)
+        if (!read) throw new Error('no log line within 5 s')
+        for (const [id, fields] of read[0]![1]) {
+          lastId = id
+          lines.push(Object.fromEntries(Array.from({ length: fields.length / 2 }, (_, i) => [fields[2 * i]!, fields[2 * i + 1]!])))
+        }
+      }
+    } finally {
+      reader.disconnect()
+    }
+    expect(lines.find((l) => l.kind === 'routed' && l.jobId === webhookJob)).toMatchObject({ event: 'message_created', routes: '[0]' })
+    expect(lines.find((l) => l.kind === 'delivered' && l.jobId === `${webhookJob}.r0`)).toMatchObject({ status: '200', attempt: '1' })
+  })
+})
+
 describe('a failing destination', () => {
   test('opens its breaker: later deliveries wait, delayed without using a try, and go once a probe succeeds', async () => {
     destination.answer({ status: 500 }, { status: 500 }, { status: 500 })
