@@ -72,6 +72,12 @@ export interface Config {
     /** A job's lock, renewed while it runs; a dead worker's jobs are taken up again about this long after (JOB_LOCK_MS, 30000). */
     jobLockMs: number
     breaker: BreakerConfig
+    /** Whether this process may become the fleet's leader and run its periodic duties (ENABLE_CRON, true). */
+    enableCron: boolean
+    /** The leader's lease: another process takes over within this long of the leader's death (LEADER_LEASE_MS, 10000). */
+    leaderLeaseMs: number
+    /** How often the leader runs the duties (DUTY_INTERVAL_MS, 60000). */
+    dutyIntervalMs: number
   }
   /** Peers whose X-Forwarded-For / X-Real-IP are believed (TRUSTED_PROXIES, CIDRs; none by default). */
   trustedProxies: readonly string[]
@@ -175,6 +181,9 @@ export function loadConfig(env: Env): Config {
         failureThreshold: read.int('BREAKER_FAILURE_THRESHOLD', 5, 1, 1000),
         openMs: read.int('BREAKER_OPEN_MS', 30_000, 100, 3_600_000),
       },
+      enableCron: read.bool('ENABLE_CRON', true),
+      leaderLeaseMs: read.int('LEADER_LEASE_MS', 10_000, 300, 600_000),
+      dutyIntervalMs: read.int('DUTY_INTERVAL_MS', 60_000, 100, 86_400_000),
     },
     trustedProxies: readTrustedProxies(env, problems),
     log: { level: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info') },

@@ -11,6 +11,8 @@ import { backoffStrategy } from './backoff.ts'
 import { createBreaker } from './breaker.ts'
 import { createChatwootNoteProcessor } from './chatwoot-note.ts'
 import { createDeliveryProcessor } from './delivery.ts'
+import { fleetDuties } from './duties.ts'
+import { runWhileLeader } from './leader.ts'
 import { createLogProcessor } from './log.ts'
 import { createWebhookProcessor } from './webhook.ts'
 
@@ -57,12 +59,24 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
     start(QUEUE.chatwootNote, createChatwootNoteProcessor({ config, instances, log }), concurrency.chatwootNoteConcurrency),
     start(QUEUE.log, createLogProcessor({ config, redis: commands }), concurrency.logConcurrency),
   ]
-  log.info({ queues: workers.map((w) => w.name), concurrency }, 'workers started')
+  const { enableCron, leaderLeaseMs, dutyIntervalMs } = config.workers
+  const leadership = enableCron
+    ? runWhileLeader({
+        redis: commands,
+        prefix: config.queue.prefix,
+        leaseMs: leaderLeaseMs,
+        dutyIntervalMs,
+        duties: fleetDuties({ config, instances, redis: commands, log }),
+        log,
+      })
+    : undefined
+  log.info({ queues: workers.map((w) => w.name), concurrency, enableCron }, 'workers started')
 
   let stopping: Promise<void> | undefined
   return {
     stop: () =>
       (stopping ??= (async () => {
+        await leadership?.stop()
         const graceful = Promise.all(workers.map((w) => w.close()))
         const deadline = Bun.sleep(config.workers.shutdownTimeoutMs).then(() => 'timeout' as const)
         if ((await Promise.race([graceful, deadline])) === 'timeout') {

@@ -101,3 +101,31 @@ describe('hookgate worker processes', () => {
     expect(child.output()).toContain('workers stopped')
   })
 })
+
+describe('fleet leadership', () => {
+  test('one worker leads and runs the duties; when it is killed another takes over with a newer fencing token', async () => {
+    // A fleet of its own (its own key prefix): the workers above may still hold a lease on theirs.
+    const prefix = '{leadership}'
+    const leaderEnv = { ...env, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'info', LEADER_LEASE_MS: '600', DUTY_INTERVAL_MS: '200', EVENT_LOG_MAX_LEN: '10' }
+    const logKey = `${prefix}:events:acme`
+    for (let i = 0; i < 30; i++) await gateway.commands.xadd(logKey, '*', 'kind', 'routed', 'n', String(i))
+    const start = async (extra: Record<string, string> = {}) => {
+      const child = spawnHookgate(['worker'], { ...leaderEnv, ...extra })
+      running.push(child)
+      await child.waitFor(/"msg":"workers started"/)
+      return child
+    }
+    const first = await start()
+    const firstLine = JSON.parse(await first.waitFor(/"msg":"became leader/)) as { fencingToken: number }
+    await first.waitFor(/"msg":"event logs trimmed"/)
+    expect(await gateway.commands.xlen(logKey)).toBe(10)
+
+    const second = await start()
+    const optedOut = await start({ ENABLE_CRON: 'false' })
+    await first.stop('SIGKILL')
+    const secondLine = JSON.parse(await second.waitFor(/"msg":"became leader/, 5000)) as { fencingToken: number }
+    expect(secondLine.fencingToken).toBeGreaterThan(firstLine.fencingToken)
+    expect(optedOut.output()).not.toContain('became leader')
+    expect(second.output()).not.toContain('lost leadership')
+  })
+})
