@@ -72,6 +72,8 @@ export interface Config {
     /** A job's lock, renewed while it runs; a dead worker's jobs are taken up again about this long after (JOB_LOCK_MS, 30000). */
     jobLockMs: number
     breaker: BreakerConfig
+    /** Calls each instance may make to its Chatwoot API, fleet-wide (CHATWOOT_API_PER_SECOND 10, CHATWOOT_API_BURST 20). */
+    chatwootApi: BucketLimit
     /** Whether this process may become the fleet's leader and run its periodic duties (ENABLE_CRON, true). */
     enableCron: boolean
     /** The leader's lease: another process takes over within this long of the leader's death (LEADER_LEASE_MS, 10000). */
@@ -181,6 +183,7 @@ export function loadConfig(env: Env): Config {
         failureThreshold: read.int('BREAKER_FAILURE_THRESHOLD', 5, 1, 1000),
         openMs: read.int('BREAKER_OPEN_MS', 30_000, 100, 3_600_000),
       },
+      chatwootApi: { perSecond: read.num('CHATWOOT_API_PER_SECOND', 10), burst: read.int('CHATWOOT_API_BURST', 20, 1, 100_000) },
       enableCron: read.bool('ENABLE_CRON', true),
       leaderLeaseMs: read.int('LEADER_LEASE_MS', 10_000, 300, 600_000),
       dutyIntervalMs: read.int('DUTY_INTERVAL_MS', 60_000, 100, 86_400_000),

@@ -1,4 +1,4 @@
-import type { BackoffStrategy } from 'bullmq'
+import { DelayedError, type BackoffStrategy, type Job } from 'bullmq'
 
 /**
  * A failure worth another try; `retryAfterMs` (from a Retry-After, or a lock held elsewhere) overrides the backoff.
@@ -35,4 +35,10 @@ export function retryAfterMs(header: string | null, now = Date.now()): number | 
   if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000
   const date = Date.parse(header)
   return Number.isNaN(date) ? undefined : Math.max(0, date - now)
+}
+
+/** Puts the job back, delayed, without failing it or using up one of its tries. */
+export async function waitWithoutTrying(job: Job, waitMs: number, token: string | undefined): Promise<never> {
+  await job.moveToDelayed(Date.now() + waitMs, token)
+  throw new DelayedError()
 }

@@ -1,4 +1,4 @@
-import { DelayedError, UnrecoverableError, type Job } from 'bullmq'
+import { UnrecoverableError, type Job } from 'bullmq'
 import type { Redis } from 'ioredis'
 import { randomUUID } from 'node:crypto'
 import type { Config } from '../src/config.ts'
@@ -6,7 +6,7 @@ import type { Instances } from '../src/instances.ts'
 import type { Log } from '../src/log.ts'
 import { JOB, OUR_SOURCE_ID_PREFIX, batchKey, deliveredKey, deliveringKey, type DeliveryJobData, type LogJobData } from '../src/queue/names.ts'
 import type { Queues } from '../src/queue/queues.ts'
-import { RetryLater } from './backoff.ts'
+import { RetryLater, waitWithoutTrying } from './backoff.ts'
 import type { Breaker } from './breaker.ts'
 import { postJson } from './http.ts'
 import { signStandardWebhook } from './sign.ts'
@@ -25,11 +25,6 @@ const DEFAULT_TIMEOUT_MS = 10_000
 /** How much longer than its POST's timeout a delivery's in-flight lock lives. */
 const IN_FLIGHT_MARGIN_MS = 1000
 
-/** Puts the job back, delayed, without failing it or using up one of its tries. */
-async function waitWithoutTrying(job: Job, waitMs: number, token: string | undefined): Promise<never> {
-  await job.moveToDelayed(Date.now() + waitMs, token)
-  throw new DelayedError()
-}
 /** A reply or note longer than this is cut: Chatwoot messages are meant for people. */
 const MAX_MESSAGE_CHARS = 10_000
 

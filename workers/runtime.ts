@@ -56,7 +56,7 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
   const workers = [
     start(QUEUE.webhook, createWebhookProcessor({ config, instances, redis: commands, queues, log }), concurrency.webhookConcurrency),
     start(QUEUE.delivery, createDeliveryProcessor({ config, instances, breaker, redis: commands, queues, log }), concurrency.deliveryConcurrency),
-    start(QUEUE.chatwootNote, createChatwootNoteProcessor({ config, instances, log }), concurrency.chatwootNoteConcurrency),
+    start(QUEUE.chatwootNote, createChatwootNoteProcessor({ config, instances, redis: commands, log }), concurrency.chatwootNoteConcurrency),
     start(QUEUE.log, createLogProcessor({ config, redis: commands }), concurrency.logConcurrency),
   ]
   const { enableCron, leaderLeaseMs, dutyIntervalMs } = config.workers

@@ -53,7 +53,14 @@ beforeAll(async () => {
   }
   gateway = await testApp(
     redis,
-    { DELIVERY_BACKOFF_MS: '10', RATE_LIMIT_ENABLED: 'false', BREAKER_FAILURE_THRESHOLD: '3', BREAKER_OPEN_MS: String(BREAKER_OPEN_MS) },
+    {
+      DELIVERY_BACKOFF_MS: '10',
+      RATE_LIMIT_ENABLED: 'false',
+      BREAKER_FAILURE_THRESHOLD: '3',
+      BREAKER_OPEN_MS: String(BREAKER_OPEN_MS),
+      CHATWOOT_API_PER_SECOND: '10',
+      CHATWOOT_API_BURST: '1',
+    },
     instances,
   )
   const { prefix } = gateway.config.queue
@@ -247,6 +254,9 @@ describe('answering back into Chatwoot', () => {
       { content: 'Temos sim!', private: false, message_type: 'outgoing' },
     ])
     for (const body of bodies) expect(body.source_id).toStartWith('hookgate:')
+
+    // The instance's Chatwoot API budget is 10 calls a second with a burst of 1: the second waited its turn.
+    expect(Math.abs(posted[1]!.at - posted[0]!.at)).toBeGreaterThanOrEqual(80)
 
     // Chatwoot sends our reply back as a message_created; with our source_id it goes nowhere.
     const echo = { ...chatwoot.messageCreatedIncoming({ messageId: nextMessageId++ }), source_id: bodies[1]!.source_id }
