@@ -1,7 +1,7 @@
 import { DelayedError, type BackoffStrategy, type Job } from 'bullmq'
 
 /**
- * A failure worth another try; `retryAfterMs` (from a Retry-After, or a lock held elsewhere) overrides the backoff.
+ * A failure worth another try; `retryAfterMs` (from the other side's Retry-After) overrides the backoff.
  * `unhealthy`: the other side is down or failing (5xx, timeout, no connection), which its circuit breaker counts.
  */
 export class RetryLater extends Error {

@@ -7,6 +7,7 @@
   ARGV[2]  consecutive failures that open it
   ARGV[3]  how long it stays open, ms
   ARGV[4]  how long an idle breaker is kept, ms
+  ARGV[5]  owner of the attempt (the probe's, when this attempt was the half-open probe)
 
   Returns 1 when this call opened the breaker, else 0.
 ]]
@@ -17,7 +18,7 @@ end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
-local wasProbe = redis.call('HEXISTS', KEYS[1], 'probe') == 1
+local wasProbe = redis.call('HGET', KEYS[1], 'probe') == ARGV[5]
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 if failures >= tonumber(ARGV[2]) or wasProbe then
   redis.call('HSET', KEYS[1], 'openUntil', now + tonumber(ARGV[3]))

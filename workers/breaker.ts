@@ -5,16 +5,17 @@ import type { Log } from '../src/log.ts'
 import allowScript from './breaker-allow.lua' with { type: 'text' }
 import recordScript from './breaker-record.lua' with { type: 'text' }
 
-export type Permission = { allowed: true; probe: boolean } | { allowed: false; waitMs: number }
+export type Permission = { allowed: true } | { allowed: false; waitMs: number }
 
 export interface Breaker {
   allow(destinationUrl: string, owner: string, probeTimeoutMs: number): Promise<Permission>
-  record(destinationUrl: string, succeeded: boolean): Promise<void>
+  /** `owner`: the one given to allow() for this attempt. */
+  record(destinationUrl: string, succeeded: boolean, owner: string): Promise<void>
 }
 
 type BreakerCommands = Redis & {
-  breakerAllow(key: string, owner: string, probeTimeoutMs: number): Promise<[number, number, number]>
-  breakerRecord(key: string, succeeded: number, threshold: number, openMs: number, keepMs: number): Promise<number>
+  breakerAllow(key: string, owner: string, probeTimeoutMs: number): Promise<[number, number]>
+  breakerRecord(key: string, succeeded: number, threshold: number, openMs: number, keepMs: number, owner: string): Promise<number>
 }
 
 /** Failures count as consecutive across retries spaced this far apart; an idle breaker is forgotten after it. */
@@ -34,11 +35,11 @@ export function createBreaker(deps: { redis: Redis; prefix: string; config: Brea
 
   return {
     async allow(url, owner, probeTimeoutMs) {
-      const [allowed, waitMs, probe] = await redis.breakerAllow(keyOf(url), owner, probeTimeoutMs)
-      return allowed === 1 ? { allowed: true, probe: probe === 1 } : { allowed: false, waitMs }
+      const [allowed, waitMs] = await redis.breakerAllow(keyOf(url), owner, probeTimeoutMs)
+      return allowed === 1 ? { allowed: true } : { allowed: false, waitMs }
     },
-    async record(url, succeeded) {
-      const opened = await redis.breakerRecord(keyOf(url), succeeded ? 1 : 0, config.failureThreshold, config.openMs, KEEP_IDLE_BREAKER_MS)
+    async record(url, succeeded, owner) {
+      const opened = await redis.breakerRecord(keyOf(url), succeeded ? 1 : 0, config.failureThreshold, config.openMs, KEEP_IDLE_BREAKER_MS, owner)
       if (opened === 1) log.warn({ host: new URL(url).host, openMs: config.openMs }, 'destination breaker opened; its deliveries wait')
     },
   }

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis'
 import type { Config } from '../src/config.ts'
 import type { Instances } from '../src/instances.ts'
 import type { Log } from '../src/log.ts'
-import type { ChatwootNoteJobData } from '../src/queue/names.ts'
+import { postedKey, type ChatwootNoteJobData } from '../src/queue/names.ts'
 import tokenBucketScript from '../src/ingest/token-bucket.lua' with { type: 'text' }
 import { waitWithoutTrying } from './backoff.ts'
 import { postJson } from './http.ts'
@@ -21,17 +21,20 @@ export function createChatwootNoteProcessor(deps: { config: Config; instances: I
   const redis = deps.redis as Redis & { takeToken(keys: 1, key: string, take: 1, capacity: number, rate: number, ceiling: 0, delay: 0): Promise<[number, number]> }
   redis.defineCommand('takeToken', { lua: tokenBucketScript })
 
-  return async function processChatwootNote(job: Job<ChatwootNoteJobData>, token?: string): Promise<{ httpStatus: number }> {
+  return async function processChatwootNote(job: Job<ChatwootNoteJobData>, token?: string): Promise<{ status: 'posted' | 'posted_before'; httpStatus?: number }> {
     const { instanceId, conversation, content, sourceId } = job.data
     const chatwoot = instances.get(instanceId)?.config.chatwoot
     if (!chatwoot) throw new UnrecoverableError(`instance ${instanceId} has no chatwoot url and apiAccessToken to post with`)
+    const posted = postedKey(config.queue.prefix, job.id!)
+    if ((await redis.exists(posted)) === 1) return { status: 'posted_before' }
     // The instance's own token bucket, fleet-wide: a burst of replies waits its turn instead of getting its token throttled.
     const [consumed, waitMs] = await redis.takeToken(1, `${config.queue.prefix}:rl:chatwoot-api:${instanceId}`, 1, burst, perSecond, 0, 0)
     if (consumed > burst) return waitWithoutTrying(job, waitMs, token)
     const url = `${chatwoot.url.replace(/\/+$/, '')}/api/v1/accounts/${conversation.accountId}/conversations/${conversation.conversationId}/messages`
     const body = JSON.stringify({ content, message_type: 'outgoing', private: job.data.private, source_id: sourceId })
     const answer = await postJson(url, body, { api_access_token: chatwoot.apiAccessToken }, CHATWOOT_TIMEOUT_MS)
+    await redis.set(posted, '1', 'EX', config.queue.retentionSeconds)
     log.info({ jobId: job.id, instance: instanceId, conversation: conversation.conversationId, private: job.data.private }, 'posted to chatwoot')
-    return { httpStatus: answer.status }
+    return { status: 'posted', httpStatus: answer.status }
   }
 }

@@ -42,7 +42,8 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
     const instance = instances.get(instanceId)
     const destination = instance?.config.routes?.[routeIndex]?.destination
     if (!instance || !destination) throw new UnrecoverableError(`route ${routeIndex} of instance ${instanceId} is no longer configured`)
-    if ((await redis.exists(deliveredKey(prefix, id))) === 1) return { status: 'delivered_before' }
+    const delivered = async () => (await redis.exists(deliveredKey(prefix, id))) === 1
+    if (await delivered()) return { status: 'delivered_before' }
     const body = job.data.body || (job.data.batch ? await takeBatch(job, job.data.batch) : '')
     if (!body) return { status: 'empty_batch' }
     const appendLog = (line: Omit<LogJobData, 'instanceId' | 'jobId' | 'event' | 'at' | 'conversation'>) =>
@@ -50,7 +51,7 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
 
     const timeoutMs = destination.timeoutMs ?? DEFAULT_TIMEOUT_MS
     const owner = randomUUID()
-    const permission = await breaker.allow(destination.url, owner, timeoutMs + 1000)
+    const permission = await breaker.allow(destination.url, owner, timeoutMs + IN_FLIGHT_MARGIN_MS)
     if (!permission.allowed) {
       log.debug({ jobId: id, waitMs: permission.waitMs }, 'destination breaker open; delivery waits')
       return waitWithoutTrying(job, permission.waitMs, token)
@@ -62,10 +63,12 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
       return waitWithoutTrying(job, timeoutMs, token)
     }
     try {
+      // A run of this job that held the lock before us (a stalled one) may have delivered it meanwhile.
+      if (await delivered()) return { status: 'delivered_before' }
       const signed = destination.secret ? signStandardWebhook(destination.secret, id, Math.floor(Date.now() / 1000), body) : { 'webhook-id': id }
       const answer = await postJson(destination.url, body, { ...signed, 'x-hookgate-instance': instanceId, 'x-chatwoot-event': event }, timeoutMs).catch(
         async (error: Error) => {
-          await breaker.record(destination.url, !(error instanceof RetryLater && error.unhealthy))
+          await breaker.record(destination.url, !(error instanceof RetryLater && error.unhealthy), owner)
           const final = error instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
           if (final) {
             await appendLog({ kind: 'delivery_failed', host: new URL(destination.url).host, attempt: job.attemptsMade + 1, error: error.message })
@@ -74,9 +77,12 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
           throw error
         },
       )
-      await breaker.record(destination.url, true)
-      await redis.set(deliveredKey(prefix, id), '1', 'EX', config.queue.retentionSeconds)
+      // The reply or note first (its jobs' ids are stable, so adding them twice is harmless), then the marker: a
+      // failure in between delivers the event again (destinations dedupe by webhook-id) rather than losing a reply.
       await answerBack(id, instanceId, conversation, answer.json)
+      await redis.set(deliveredKey(prefix, id), '1', 'EX', config.queue.retentionSeconds)
+      if (job.data.batch) await redis.ltrim(batchKey(prefix, job.data.batch), job.data.batchTaken ?? 0, -1)
+      await breaker.record(destination.url, true, owner)
       await appendLog({ kind: 'delivered', host: new URL(destination.url).host, status: answer.status, attempt: job.attemptsMade + 1 })
       log.info({ jobId: id, instance: instanceId, host: new URL(destination.url).host, status: answer.status, attempt: job.attemptsMade + 1 }, 'delivered')
       return { status: 'delivered', httpStatus: answer.status }
@@ -86,13 +92,12 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
   }
 
   /**
-   * Takes a debounced conversation's pending events into this job (kept in its data for every retry) and off the
-   * batch, leaving events that arrive meanwhile for the next batch. A batch is `{"event":"message_batch", …}` with the
-   * events' bodies as they came, in order.
+   * Puts a debounced conversation's pending events into this job's data (kept for every retry). They leave the batch
+   * only once delivered, so a job replaced by a newer one (BullMQ's debounce) loses nothing: the newer takes them too.
+   * A batch is `{"event":"message_batch","instance":…,"conversation":…,"messages":[…]}`, the bodies as they came.
    */
   async function takeBatch(job: Job<DeliveryJobData>, batch: string): Promise<string> {
-    const key = batchKey(prefix, batch)
-    const entries = await redis.lrange(key, 0, -1)
+    const entries = await redis.lrange(batchKey(prefix, batch), 0, -1)
     const seen = new Set<string>()
     const messages: string[] = []
     for (const entry of entries) {
@@ -105,8 +110,7 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
     if (messages.length === 0) return ''
     const { instanceId, conversation } = job.data
     const body = `{"event":"message_batch","instance":${JSON.stringify(instanceId)},"conversation":${JSON.stringify(conversation)},"messages":[${messages.join(',')}]}`
-    await job.updateData({ ...job.data, body })
-    await redis.ltrim(key, entries.length, -1)
+    await job.updateData({ ...job.data, body, batchTaken: entries.length })
     return body
   }
 

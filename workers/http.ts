@@ -41,16 +41,27 @@ export async function postJson(url: string, body: string, headers: Record<string
   return { status, json: await readJson(response) }
 }
 
+/** The answer's JSON, or undefined: not JSON, too big, or cut off. A 2xx stays a 2xx whatever its body does. */
 async function readJson(response: Response): Promise<unknown> {
-  const declared = Number(response.headers.get('content-length') ?? 0)
-  if (declared > MAX_ANSWER_BYTES || !response.headers.get('content-type')?.includes('json')) {
-    await response.body?.cancel()
+  if (!response.body || !response.headers.get('content-type')?.includes('json')) {
+    await response.body?.cancel().catch(() => {})
     return undefined
   }
-  const text = await response.text()
-  if (text.length > MAX_ANSWER_BYTES) return undefined
+  const reader = response.body.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
   try {
-    return JSON.parse(text)
+    for (;;) {
+      const { value, done } = await reader.read()
+      if (done) break
+      size += value.byteLength
+      if (size > MAX_ANSWER_BYTES) {
+        await reader.cancel()
+        return undefined
+      }
+      chunks.push(value)
+    }
+    return JSON.parse(new TextDecoder().decode(Buffer.concat(chunks)))
   } catch {
     return undefined
   }

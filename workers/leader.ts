@@ -8,12 +8,11 @@ import leaseScript from './leader-lease.lua' with { type: 'text' }
 export type Duty = (fencingToken: number) => Promise<void>
 
 export interface Leadership {
-  isLeader(): boolean
   stop(): Promise<void>
 }
 
 type LeaseCommand = Redis & {
-  leaderLease(lease: string, counter: string, owner: string, ttlMs: number): Promise<[number, number]>
+  leaderLease(lease: string, counter: string, owner: string, ttlMs: number): Promise<number>
   releaseLock(key: string, owner: string): Promise<number>
 }
 
@@ -30,34 +29,40 @@ export function runWhileLeader(deps: { redis: Redis; prefix: string; leaseMs: nu
   const [lease, counter] = [`${deps.prefix}:leader`, `${deps.prefix}:leader:token`]
   let token = 0
   let lastDuty = 0
-  let running: Promise<void> | undefined
+  let duty: Promise<void> | undefined
+  let ticking: Promise<void> | undefined
+  let stopped = false
 
   async function tick() {
-    const [held, newToken] = await redis.leaderLease(lease, counter, owner, leaseMs).catch(() => [0, 0] as [number, number])
-    if (held && newToken) {
-      token = newToken
-      log.info({ fencingToken: token }, 'became leader; running fleet duties')
-    } else if (!held && token) {
-      log.warn({ fencingToken: token }, 'lost leadership')
-      token = 0
+    // A failed call is no news: the lease, if ours, stays ours until it runs out, and the next tick renews it.
+    const held = await redis.leaderLease(lease, counter, owner, leaseMs).catch(() => undefined)
+    if (held === undefined || stopped) return
+    if (held !== token) {
+      if (held) log.info({ fencingToken: held }, 'became leader; running fleet duties')
+      else log.warn({ fencingToken: token }, 'lost leadership')
+      token = held
     }
-    if (token && Date.now() - lastDuty >= dutyIntervalMs && !running) {
+    if (token && Date.now() - lastDuty >= dutyIntervalMs && !duty) {
       lastDuty = Date.now()
-      running = Promise.all(duties.map((duty) => duty(token).catch((error: Error) => log.error({ err: error.message }, 'fleet duty failed'))))
+      duty = Promise.all(duties.map((run) => run(token).catch((error: Error) => log.error({ err: error.message }, 'fleet duty failed'))))
         .then(() => {})
-        .finally(() => (running = undefined))
+        .finally(() => (duty = undefined))
     }
   }
 
-  void tick()
-  const timer = setInterval(() => void tick(), Math.max(100, Math.floor(leaseMs / 3)))
+  const schedule = () => {
+    ticking ??= tick().finally(() => (ticking = undefined))
+  }
+  schedule()
+  const timer = setInterval(schedule, Math.max(100, Math.floor(leaseMs / 3)))
   return {
-    isLeader: () => token > 0,
     async stop() {
+      stopped = true
       clearInterval(timer)
-      await running
+      await ticking
+      await duty
       // Hand over at once rather than after the lease runs out.
-      if (token) await redis.releaseLock(lease, owner).catch(() => {})
+      if (token) await redis.releaseLock(lease, `${owner}|${token}`).catch(() => {})
       token = 0
     },
   }

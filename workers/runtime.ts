@@ -78,8 +78,12 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
       (stopping ??= (async () => {
         await leadership?.stop()
         const graceful = Promise.all(workers.map((w) => w.close()))
-        const deadline = Bun.sleep(config.workers.shutdownTimeoutMs).then(() => 'timeout' as const)
-        if ((await Promise.race([graceful, deadline])) === 'timeout') {
+        graceful.catch((error: Error) => log.error({ err: error.message }, 'workers did not close cleanly'))
+        let timer: Timer | undefined
+        const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), config.workers.shutdownTimeoutMs)))
+        const outcome = await Promise.race([graceful.catch(() => undefined), deadline])
+        clearTimeout(timer)
+        if (outcome === 'timeout') {
           log.warn('workers: active jobs did not finish in time; they will be picked up again as stalled')
           await Promise.all(workers.map((w) => w.close(true)))
         }

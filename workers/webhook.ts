@@ -22,7 +22,8 @@ const BATCH_KEEP_MS = 24 * 3_600_000
 /**
  * The `webhook` queue: match the instance's routes and fan out one `delivery` job per destination. A route with
  * `debounceMs` collects a conversation's events in a batch and delivers them together once the conversation has been
- * quiet that long (BullMQ's debounce: each new event replaces the waiting delivery job and restarts its delay).
+ * quiet that long (BullMQ's debounce: a new event replaces the delayed delivery job and restarts the delay; one that
+ * comes while the delivery runs starts the next batch when it is done).
  */
 export function createWebhookProcessor(deps: WebhookDeps) {
   const { config, instances, redis, queues, log } = deps
@@ -49,20 +50,21 @@ export function createWebhookProcessor(deps: WebhookDeps) {
         const data: DeliveryJobData = { instanceId, route, event, body, conversation }
         if (!debounceMs || !conversation) return { name: JOB.delivery, data, opts }
         const batch = batchId(instanceId, route, conversation)
-        // Entries carry the event's job id, so a retried webhook job does not put its event in the batch twice.
+        // Entries carry the event's job id, so one batch never holds an event twice (a retried webhook job pushes again).
         await redis.rpush(batchKey(prefix, batch), `${job.id}\n${body}`)
         await redis.pexpire(batchKey(prefix, batch), debounceMs + BATCH_KEEP_MS)
         return {
           name: JOB.delivery,
           data: { ...data, event: 'message_batch', body: '', batch },
-          opts: { ...opts, delay: debounceMs, deduplication: { id: batch, extend: true, replace: true, keepLastIfActive: true } },
+          opts: { ...opts, delay: debounceMs, deduplication: { id: batch, replace: true, keepLastIfActive: true } },
         }
       }),
     )
-    await Promise.all([
-      queues.delivery.addBulk(jobs),
-      queues.log.add(JOB.log, { instanceId, kind: 'routed', jobId: job.id!, event, at: Date.now(), conversation, routes: matched }),
-    ])
+    await queues.delivery.addBulk(jobs)
+    // A lost log line must not send the event round again.
+    await queues.log
+      .add(JOB.log, { instanceId, kind: 'routed', jobId: job.id!, event, at: Date.now(), conversation, routes: matched })
+      .catch((error: Error) => log.warn({ jobId: job.id, err: error.message }, 'event log line lost'))
     log.debug({ jobId: job.id, instance: instanceId, event, routes: matched, ours: routable.ours }, 'routed')
     return { routes: matched }
   }

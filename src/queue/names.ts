@@ -41,9 +41,11 @@ export interface DeliveryJobData {
   conversation: ConversationRef | undefined
   /**
    * A debounced route's batch of a conversation's events: `body` is empty until the delivery takes the batch, then
-   * holds `{"event":"message_batch","messages":[…]}` for every retry.
+   * holds it (`{"event":"message_batch",…}`) for every retry.
    */
   batch?: string
+  /** How many batch entries `body` holds; they leave the batch once delivered. */
+  batchTaken?: number
 }
 
 /** A Chatwoot conversation: `conversationId` is the per-account display id that webhooks carry. */
@@ -107,4 +109,9 @@ export function batchKey(prefix: string, batch: string): string {
 /** An instance's event log: a Redis Stream capped at EVENT_LOG_MAX_LEN entries. */
 export function eventLogKey(prefix: string, instanceId: string): string {
   return `${prefix}:events:${instanceId}`
+}
+
+/** Set once a reply or note was posted to Chatwoot: a note job run again (stalled, replayed) posts nothing more. */
+export function postedKey(prefix: string, noteJobId: string): string {
+  return `${prefix}:posted:${noteJobId}`
 }

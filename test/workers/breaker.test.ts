@@ -24,10 +24,10 @@ afterAll(async () => {
 describe('destination circuit breaker', () => {
   test('opens after consecutive failures, lets one probe through when the time is up, and closes on its success', async () => {
     const url = 'https://bot-a.test/hook?secret=x'
-    expect(await breaker.allow(url, 'a1', 1000)).toEqual({ allowed: true, probe: false })
-    await breaker.record(url, false)
-    expect(await breaker.allow(url, 'a2', 1000)).toEqual({ allowed: true, probe: false })
-    await breaker.record(url, false)
+    expect(await breaker.allow(url, 'a1', 1000)).toEqual({ allowed: true })
+    await breaker.record(url, false, 'a1')
+    expect(await breaker.allow(url, 'a2', 1000)).toEqual({ allowed: true })
+    await breaker.record(url, false, 'a2')
 
     const refused = await breaker.allow(url, 'a3', 1000)
     expect(refused.allowed).toBe(false)
@@ -36,28 +36,28 @@ describe('destination circuit breaker', () => {
     expect(logs.lines.join('\n')).not.toContain('secret=x')
 
     await Bun.sleep(OPEN_MS + 10) // the open time is the event awaited here
-    expect(await breaker.allow(url, 'probe', 1000)).toEqual({ allowed: true, probe: true })
+    expect(await breaker.allow(url, 'probe', 1000)).toEqual({ allowed: true })
     expect((await breaker.allow(url, 'other', 1000)).allowed).toBe(false) // one probe at a time
-    await breaker.record(url, true)
-    expect(await breaker.allow(url, 'after', 1000)).toEqual({ allowed: true, probe: false })
+    await breaker.record(url, true, 'probe')
+    expect(await breaker.allow(url, 'after', 1000)).toEqual({ allowed: true })
   })
 
   test('a failed probe opens it again at once; one success in between resets the count', async () => {
     const url = 'https://bot-b.test/hook'
-    await breaker.record(url, false)
-    await breaker.record(url, true)
-    await breaker.record(url, false)
+    await breaker.record(url, false, 'a')
+    await breaker.record(url, true, 'b')
+    await breaker.record(url, false, 'c')
     expect((await breaker.allow(url, 'x', 1000)).allowed).toBe(true)
-    await breaker.record(url, false)
+    await breaker.record(url, false, 'x')
     expect((await breaker.allow(url, 'y', 1000)).allowed).toBe(false)
     await Bun.sleep(OPEN_MS + 10)
-    expect(await breaker.allow(url, 'probe', 1000)).toEqual({ allowed: true, probe: true })
-    await breaker.record(url, false)
+    expect(await breaker.allow(url, 'probe', 1000)).toEqual({ allowed: true })
+    await breaker.record(url, false, 'probe')
     expect((await breaker.allow(url, 'z', 1000)).allowed).toBe(false)
   })
 
   test('destinations do not share a breaker', async () => {
-    for (let i = 0; i < 3; i++) await breaker.record('https://bot-c.test/down', false)
+    for (let i = 0; i < 3; i++) await breaker.record('https://bot-c.test/down', false, `o${i}`)
     expect((await breaker.allow('https://bot-c.test/down', 'a', 1000)).allowed).toBe(false)
     expect((await breaker.allow('https://bot-c.test/up', 'a', 1000)).allowed).toBe(true)
   })
