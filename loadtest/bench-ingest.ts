@@ -14,8 +14,9 @@ import { parseArgs } from 'node:util'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { Redis } from 'ioredis'
-import { freePort, waitForLine } from '../src/embedded-redis.ts'
+import { freePort } from '../src/embedded-redis.ts'
 import { chatwoot, toChatwootJson } from '../test/fixtures/chatwoot.ts'
+import { startRedis } from '../test/helpers/redis.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -49,13 +50,8 @@ writeFileSync(bodyFile, toChatwootJson(chatwoot.messageCreatedIncoming({ message
 const instancesFile = join(work, 'instances.json')
 writeFileSync(instancesFile, JSON.stringify({ instances: [{ id: 'bench', tokens: [TOKEN] }] }))
 
-const redisPort = await freePort()
-const redis = Bun.spawn(['redis-server', '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-  stdout: 'pipe',
-  stderr: 'inherit',
-})
-if (!(await waitForLine(redis.stdout, /Ready to accept connections/, 10_000))) throw new Error('redis-server did not start')
-const redisUrl = `redis://127.0.0.1:${redisPort}`
+const redisServer = await startRedis()
+const redisUrl = redisServer.url
 const admin = new Redis(redisUrl)
 
 const hookgate = (port: number, name: string, limits: Record<string, string>): Target => ({
@@ -91,7 +87,7 @@ try {
   report()
 } finally {
   admin.disconnect()
-  redis.kill()
+  await redisServer.stop()
 }
 
 async function measure(target: Target, port: number): Promise<Sample> {

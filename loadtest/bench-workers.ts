@@ -16,9 +16,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
-import { freePort, waitForLine } from '../src/embedded-redis.ts'
 import { JOB, QUEUE, type WebhookJobData } from '../src/queue/names.ts'
 import { chatwoot, toChatwootJson } from '../test/fixtures/chatwoot.ts'
+import { startRedis } from '../test/helpers/redis.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -35,13 +35,8 @@ const events = Number(args.events)
 const latencyMs = Number(args['latency-ms'])
 
 const work = mkdtempSync(join(tmpdir(), 'hookgate-bench-workers-'))
-const redisPort = await freePort()
-const redisServer = Bun.spawn(['redis-server', '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-  stdout: 'pipe',
-  stderr: 'inherit',
-})
-if (!(await waitForLine(redisServer.stdout, /Ready to accept connections/, 10_000))) throw new Error('redis-server did not start')
-const redisUrl = `redis://127.0.0.1:${redisPort}`
+const redisServer = await startRedis()
+const redisUrl = redisServer.url
 const admin = new Redis(redisUrl)
 
 let received = 0
@@ -86,7 +81,7 @@ try {
 } finally {
   admin.disconnect()
   destination.stop(true)
-  redisServer.kill()
+  await redisServer.stop()
 }
 
 async function measure(workers: number, concurrency: number): Promise<number> {
