@@ -1,0 +1,75 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { copyFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { freePort } from '../../src/embedded-redis.ts'
+import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
+import { ACME_TOKEN, tempDir, testEnv } from '../helpers/deps.ts'
+import { startRedis, type TestRedis } from '../helpers/redis.ts'
+
+const ROOT = join(import.meta.dir, '../..')
+let redis: TestRedis
+let binary: string
+const children: Bun.Subprocess[] = []
+
+beforeAll(async () => {
+  redis = await startRedis()
+  const built = join(tempDir(), 'hookgate')
+  const build = Bun.spawn(['bun', 'build', '--compile', '--minify', join(ROOT, 'src/main.ts'), '--outfile', built], { stdout: 'pipe', stderr: 'pipe' })
+  expect(await build.exited).toBe(0)
+  // Alone in a folder of its own: no node_modules, no sources beside it.
+  binary = join(tempDir(), 'hookgate')
+  copyFileSync(built, binary)
+}, 120_000)
+
+afterAll(async () => {
+  for (const child of children) child.kill('SIGKILL')
+  await redis.stop()
+})
+
+function run(args: string[], env: Record<string, string | undefined>) {
+  const child = Bun.spawn([binary, ...args], { cwd: join(binary, '..'), env: { PATH: process.env.PATH, ...env } as Record<string, string>, stdout: 'pipe', stderr: 'pipe' })
+  children.push(child)
+  return child
+}
+
+async function firstLine(stream: ReadableStream<Uint8Array>, pattern: RegExp): Promise<string> {
+  let seen = ''
+  for await (const chunk of stream) {
+    seen += new TextDecoder().decode(chunk)
+    const line = seen.split('\n').find((l) => pattern.test(l))
+    if (line) return line
+  }
+  throw new Error(`no line matching ${pattern} in:\n${seen}`)
+}
+
+describe('the compiled binary, alone in a folder', () => {
+  test('runs check', async () => {
+    const check = run(['check'], testEnv(redis))
+    expect(await check.exited).toBe(0)
+    expect(await new Response(check.stdout).text()).toContain('redis: reachable')
+  })
+
+  test('runs api: serves health, docs assets and webhooks', async () => {
+    const port = await freePort()
+    const api = run(['api'], { ...testEnv(redis), PORT: String(port), LOG_LEVEL: 'info' })
+    await firstLine(api.stdout, /"msg":"api listening"/)
+    const base = `http://127.0.0.1:${port}`
+    expect(await (await fetch(`${base}/health`)).json()).toMatchObject({ status: 'ok', redis: 'up' })
+    expect((await fetch(`${base}/docs/assets/swagger-ui-bundle.js`)).status).toBe(200)
+    const accepted = await fetch(`${base}/webhook/chatwoot/acme?token=${ACME_TOKEN}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: 123_456 })),
+    })
+    expect(accepted.status).toBe(202)
+    api.kill('SIGTERM')
+    expect(await api.exited).toBe(0)
+  })
+
+  test('runs worker, and stops it cleanly', async () => {
+    const worker = run(['worker'], { ...testEnv(redis), LOG_LEVEL: 'info' })
+    await firstLine(worker.stdout, /"msg":"workers started"/)
+    worker.kill('SIGTERM')
+    expect(await worker.exited).toBe(0)
+  })
+})
