@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import { Value } from '@sinclair/typebox/value'
 import { parseCidr } from './http/client-ip.ts'
@@ -50,6 +51,8 @@ export interface Config {
     /** The furthest a shaped event is scheduled ahead, ms (RATE_LIMIT_SHAPE_MAX_DELAY_MS, 60000); past it, 429. */
     maxShapeDelayMs: number
   }
+  /** Children of `hookgate start` (API_PROCESSES: the number of CPUs; WORKER_PROCESSES: 1). */
+  processes: { api: number; workers: number }
   workers: {
     /**
      * Jobs each worker process runs at once, per queue (WEBHOOK_WORKER_CONCURRENCY 50, DELIVERY_WORKER_CONCURRENCY 200,
@@ -168,6 +171,10 @@ export function loadConfig(env: Env): Config {
       admin: { perSecond: read.num('RATE_LIMIT_ADMIN_PER_SECOND', 5), burst: read.int('RATE_LIMIT_ADMIN_BURST', 10, 1, 1_000_000) },
       instance: instanceDefaults,
       maxShapeDelayMs: read.int('RATE_LIMIT_SHAPE_MAX_DELAY_MS', 60_000, 0, 3_600_000),
+    },
+    processes: {
+      api: read.int('API_PROCESSES', availableParallelism(), 1, 256),
+      workers: read.int('WORKER_PROCESSES', 1, 0, 256),
     },
     workers: {
       webhookConcurrency: read.int('WEBHOOK_WORKER_CONCURRENCY', 50, 1, 10_000),

@@ -1,14 +1,16 @@
 #!/usr/bin/env bun
-import { startApi, type RunningApi } from './api.ts'
+import { startApi } from './api.ts'
 import { ConfigError, loadConfig, type Config } from './config.ts'
-import { RedisServerMissing, startEmbeddedRedis } from './embedded-redis.ts'
+import { RedisServerMissing, freePort, startEmbeddedRedis } from './embedded-redis.ts'
 import { createLogger, type Log } from './log.ts'
 import { createRedis, waitForReady, type ConnectedRedisConfig } from './redis.ts'
+import { startSupervisor } from './supervisor.ts'
 import { startWorkers } from '../workers/runtime.ts'
 
 const USAGE = `usage: hookgate <command>
 
-  start    run the gateway: API and workers (an embedded redis-server when REDIS_URL is unset)
+  start    run the gateway: API_PROCESSES API and WORKER_PROCESSES worker processes, restarted when they die
+           (and an embedded redis-server when REDIS_URL is unset)
   api      run one API process (needs REDIS_URL or Sentinel settings)
   worker   run one worker process (needs REDIS_URL or Sentinel settings)
   check    validate the configuration and reach Redis, then exit
@@ -60,19 +62,27 @@ async function start(config: Config, log: Log): Promise<number> {
       return 1
     }
   }
-  const redis: ConnectedRedisConfig =
-    config.redis.mode === 'embedded' ? { mode: 'url', url: embedded!.url, commandTimeoutMs: config.redis.commandTimeoutMs } : config.redis
-  let running: RunningApi
-  try {
-    running = await startApi(config, redis, log)
-  } catch (error) {
-    await embedded?.stop()
-    throw error
+  // Every child must bind the same port: pick it here when PORT=0.
+  const port = config.http.port || (await freePort())
+  const env = { ...process.env, PORT: String(port), ...(embedded ? { REDIS_URL: embedded.url } : {}) }
+  const supervisor = startSupervisor(config, env, log)
+  const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host
+  if (await untilServing(`http://${host.includes(':') ? `[${host}]` : host}:${port}/health`, signalled)) printWebhookUrls(config, port)
+  const gaveUp = await Promise.race([signalled.then(() => false), supervisor.failed.then(() => true)])
+  await supervisor.stop()
+  await embedded?.stop()
+  return gaveUp ? 1 : 0
+}
+
+/** Waits for the API children to answer (or a shutdown signal): true once one does. */
+async function untilServing(url: string, signalled: Promise<void>): Promise<boolean> {
+  let stop = false
+  void signalled.then(() => (stop = true))
+  for (let waited = 0; !stop && waited < 30_000; waited += 100) {
+    if (await fetch(url).then((r) => r.ok, () => false)) return true
+    await Bun.sleep(100)
   }
-  const workers = startWorkers(config, redis, log)
-  printWebhookUrls(config, running.port)
-  await signalled
-  return stopAll(log, running, workers, embedded)
+  return false
 }
 
 async function api(config: Config, log: Log): Promise<number> {

@@ -8,8 +8,8 @@ export interface HookgateProcess {
   proc: Subprocess<'ignore', 'pipe', 'pipe'>
   /** Everything it printed so far, stdout and stderr. */
   output(): string
-  /** Resolves with the first output line matching, or rejects when the process exits first or time runs out. */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>
+  /** Resolves with the `count`th output line matching (the first by default), or rejects when the process exits first or time runs out. */
+  waitFor(pattern: RegExp, timeoutMs?: number, count?: number): Promise<string>
   /** Resolves with the exit code once the process ends by itself. */
   exit(): Promise<number>
   stop(signal?: NodeJS.Signals): Promise<number>
@@ -40,11 +40,11 @@ export function spawnHookgate(args: string[], env: Env): HookgateProcess {
   return {
     proc,
     output: () => text,
-    waitFor(pattern, timeoutMs = 15_000) {
+    waitFor(pattern, timeoutMs = 15_000, count = 1) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => finish(new Error(`timed out waiting for ${pattern}; output:\n${text}`)), timeoutMs)
         const check = () => {
-          const line = text.split('\n').find((l) => pattern.test(l))
+          const line = text.split('\n').filter((l) => pattern.test(l))[count - 1]
           if (line !== undefined) finish(undefined, line)
           else if (proc.exitCode !== null) finish(new Error(`exited ${proc.exitCode} before ${pattern}; output:\n${text}`))
         }
