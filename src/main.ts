@@ -14,6 +14,7 @@ const USAGE = `usage: hookgate <command>
   api      run one API process (needs REDIS_URL or Sentinel settings)
   worker   run one worker process (needs REDIS_URL or Sentinel settings)
   check    validate the configuration and reach Redis, then exit
+  health   exit 0 when this host's API answers /health on PORT (a container HEALTHCHECK with no curl)
 
 Configuration comes from the environment and the instances file (HOOKGATE_CONFIG); see README.md.`
 
@@ -23,7 +24,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE)
     return command ? 0 : 2
   }
-  if (!['start', 'api', 'worker', 'check'].includes(command)) {
+  if (!['start', 'api', 'worker', 'check', 'health'].includes(command)) {
     console.error(`hookgate: unknown command ${JSON.stringify(command)}\n\n${USAGE}`)
     return 2
   }
@@ -45,6 +46,11 @@ async function main(argv: string[]): Promise<number> {
       return api(config, log)
     case 'worker':
       return worker(config, log)
+    case 'health':
+      return fetch(`http://127.0.0.1:${config.http.port}/health`, { signal: AbortSignal.timeout(2000) }).then(
+        (response) => (response.ok ? 0 : 1),
+        () => 1,
+      )
     default:
       return check(config, log)
   }

@@ -19,7 +19,7 @@ function testConfig(apiPorts: number[], port: number): string {
   const shipped = readFileSync(join(import.meta.dir, '../../nginx/nginx.conf'), 'utf8')
   const servers = apiPorts.map((p) => `server 127.0.0.1:${p} max_fails=3 fail_timeout=5s;`).join('\n        ')
   return shipped
-    .replace(/(\s*server api-\d:3000[^\n]*)+/, `\n        ${servers}`)
+    .replace(/\n\s*server api:3000[^\n]*/, `\n        ${servers}`)
     .replace('listen 80;', `listen 127.0.0.1:${port};`)
     .replace('worker_processes auto;', `worker_processes 2;\npid ${prefix}/nginx.pid;\nerror_log ${prefix}/error.log;`)
     .replace('http {', `http {\n    access_log ${prefix}/access.log;\n    client_body_temp_path ${prefix};\n    proxy_temp_path ${prefix};`)

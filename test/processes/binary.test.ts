@@ -49,7 +49,7 @@ describe('the compiled binary, alone in a folder', () => {
     expect(await new Response(check.stdout).text()).toContain('redis: reachable')
   })
 
-  test('runs api: serves health, docs assets and webhooks', async () => {
+  test('runs api (health, docs assets, webhooks) and health, the container health check', async () => {
     const port = await freePort()
     const api = run(['api'], { ...testEnv(redis), PORT: String(port), LOG_LEVEL: 'info' })
     await firstLine(api.stdout, /"msg":"api listening"/)
@@ -62,8 +62,10 @@ describe('the compiled binary, alone in a folder', () => {
       body: toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: 123_456 })),
     })
     expect(accepted.status).toBe(202)
+    expect(await run(['health'], { ...testEnv(redis), PORT: String(port) }).exited).toBe(0)
     api.kill('SIGTERM')
     expect(await api.exited).toBe(0)
+    expect(await run(['health'], { ...testEnv(redis), PORT: String(port) }).exited).toBe(1)
   })
 
   test('runs worker, and stops it cleanly', async () => {

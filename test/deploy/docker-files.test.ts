@@ -1,0 +1,55 @@
+import { describe, expect, test } from 'bun:test'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+
+// Docker does not run on these machines; this checks what reading can check (hadolint-style rules and compose shape).
+const ROOT = join(import.meta.dir, '../..')
+const read = (file: string) => readFileSync(join(ROOT, file), 'utf8')
+const yaml = (file: string) => Bun.YAML.parse(read(file)) as { services: Record<string, Record<string, unknown>> }
+
+describe('Dockerfile', () => {
+  const lines = read('Dockerfile').split('\n').filter((l) => l.trim() && !l.trim().startsWith('#'))
+  const final = lines.slice(lines.findLastIndex((l) => l.startsWith('FROM ')))
+
+  test('builds in one stage and ships only the compiled binary on a minimal base, as a non-root user', () => {
+    expect(lines.filter((l) => l.startsWith('FROM ')).length).toBe(2)
+    expect(final[0]).toMatch(/^FROM gcr\.io\/distroless\/cc-debian12:nonroot$/)
+    expect(final.filter((l) => l.startsWith('COPY'))).toEqual(['COPY --from=build /out/hookgate /usr/local/bin/hookgate'])
+    expect(final).toContain('USER nonroot:nonroot')
+  })
+
+  test('has a health check that needs no shell, a stop signal, pinned bases and an exec-form entrypoint', () => {
+    expect(final.find((l) => l.startsWith('HEALTHCHECK'))).toContain('CMD ["/usr/local/bin/hookgate", "health"]')
+    expect(final).toContain('STOPSIGNAL SIGTERM')
+    expect(final.find((l) => l.startsWith('ENTRYPOINT'))).toBe('ENTRYPOINT ["/usr/local/bin/hookgate"]')
+    for (const from of lines.filter((l) => l.startsWith('FROM '))) expect(from).not.toMatch(/:latest\b|FROM [^:]+$/)
+    expect(lines.find((l) => l.includes('bun install'))).toContain('--frozen-lockfile')
+  })
+})
+
+describe('docker compose and stack files', () => {
+  test('compose: Redis with AOF and noeviction; api and worker scalable (no fixed name or host port); nginx in front', () => {
+    const { services } = yaml('docker-compose.yml')
+    expect(String(services.redis!.command)).toContain('appendonly,yes')
+    expect(String(services.redis!.command)).toContain('noeviction')
+    for (const name of ['api', 'worker']) {
+      expect(services[name]!.container_name).toBeUndefined()
+      expect(services[name]!.ports).toBeUndefined()
+    }
+    expect(services.api!.command).toEqual(['api'])
+    expect(services.worker!.command).toEqual(['worker'])
+    expect(services.nginx!.volumes).toEqual(['./nginx/nginx.conf:/etc/nginx/nginx.conf:ro'])
+  })
+
+  test('sentinel override: a replica, three sentinels, and hookgate told to use them', () => {
+    const { services } = yaml('docker-compose.sentinel.yml')
+    expect(Object.keys(services).filter((s) => s.startsWith('sentinel-'))).toHaveLength(3)
+    expect(services.api!.environment).toMatchObject({ REDIS_SENTINEL_ENABLED: 'true', REDIS_MASTER_NAME: 'hookgate' })
+    expect(services.worker!.environment).toEqual(services.api!.environment)
+  })
+
+  test('swarm stack: replicated api with rolling, start-first updates', () => {
+    const { services } = yaml('docker-stack.yml')
+    expect(services.api!.deploy).toMatchObject({ replicas: 3, update_config: { order: 'start-first' } })
+  })
+})
