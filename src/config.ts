@@ -51,8 +51,11 @@ export interface Config {
     /** The furthest a shaped event is scheduled ahead, ms (RATE_LIMIT_SHAPE_MAX_DELAY_MS, 60000); past it, 429. */
     maxShapeDelayMs: number
   }
-  /** Children of `hookgate start` (API_PROCESSES: the number of CPUs; WORKER_PROCESSES: 1). */
-  processes: { api: number; workers: number }
+  /**
+   * Children of `hookgate start` (API_PROCESSES: the number of CPUs; WORKER_PROCESSES: 1). `supervisorPid` is set in
+   * the children themselves (HOOKGATE_SUPERVISOR_PID), so that they stop when their supervisor is gone.
+   */
+  processes: { api: number; workers: number; supervisorPid: number | undefined }
   workers: {
     /**
      * Jobs each worker process runs at once, per queue (WEBHOOK_WORKER_CONCURRENCY 50, DELIVERY_WORKER_CONCURRENCY 200,
@@ -175,6 +178,7 @@ export function loadConfig(env: Env): Config {
     processes: {
       api: read.int('API_PROCESSES', availableParallelism(), 1, 256),
       workers: read.int('WORKER_PROCESSES', 1, 0, 256),
+      supervisorPid: env.HOOKGATE_SUPERVISOR_PID ? read.int('HOOKGATE_SUPERVISOR_PID', 0, 1, 2 ** 31) : undefined,
     },
     workers: {
       webhookConcurrency: read.int('WEBHOOK_WORKER_CONCURRENCY', 50, 1, 10_000),

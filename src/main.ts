@@ -4,6 +4,7 @@ import { ConfigError, loadConfig, type Config } from './config.ts'
 import { RedisServerMissing, freePort, startEmbeddedRedis } from './embedded-redis.ts'
 import { createLogger, type Log } from './log.ts'
 import { createRedis, waitForReady, type ConnectedRedisConfig } from './redis.ts'
+import { ensureConnectionsMigrate } from './reuseport.ts'
 import { startSupervisor } from './supervisor.ts'
 import { startWorkers } from '../workers/runtime.ts'
 
@@ -71,6 +72,7 @@ async function start(config: Config, log: Log): Promise<number> {
   // Every child must bind the same port: pick it here when PORT=0.
   const port = config.http.port || (await freePort())
   const env = { ...process.env, PORT: String(port), ...(embedded ? { REDIS_URL: embedded.url } : {}) }
+  if (config.processes.api > 1) ensureConnectionsMigrate(log)
   const supervisor = startSupervisor(config, env, log)
   const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host
   if (await untilServing(`http://${host.includes(':') ? `[${host}]` : host}:${port}/health`, signalled)) printWebhookUrls(config, port)
@@ -93,7 +95,7 @@ async function untilServing(url: string, signalled: Promise<void>): Promise<bool
 
 async function api(config: Config, log: Log): Promise<number> {
   if (config.redis.mode === 'embedded') return needsRedis('api')
-  const signalled = shutdownSignal(log)
+  const signalled = shutdownSignal(log, config.processes.supervisorPid)
   const running = await startApi(config, config.redis, log)
   await signalled
   return stopAll(log, running)
@@ -101,7 +103,7 @@ async function api(config: Config, log: Log): Promise<number> {
 
 async function worker(config: Config, log: Log): Promise<number> {
   if (config.redis.mode === 'embedded') return needsRedis('worker')
-  const signalled = shutdownSignal(log)
+  const signalled = shutdownSignal(log, config.processes.supervisorPid)
   const running = startWorkers(config, config.redis, log)
   await signalled
   return stopAll(log, running)
@@ -154,15 +156,20 @@ function printWebhookUrls(config: Config, port: number): void {
   console.error(`hookgate is listening. Point Chatwoot's webhook at:\n${lines.join('\n')}`)
 }
 
-/** Resolves on the first SIGTERM or SIGINT; listening from the start, so a signal during start-up is not lost. */
-function shutdownSignal(log: Log): Promise<void> {
+/**
+ * Resolves on the first SIGTERM or SIGINT (listening from the start, so a signal during start-up is not lost), or,
+ * for a child of `hookgate start`, once its supervisor is gone: a supervisor killed with SIGKILL leaves no orphans.
+ */
+function shutdownSignal(log: Log, supervisorPid?: number): Promise<void> {
   return new Promise((resolve) => {
     const onSignal = (signal: string) => {
+      clearInterval(watch)
       log.info({ signal }, 'shutting down')
       resolve()
     }
     process.once('SIGTERM', onSignal)
     process.once('SIGINT', onSignal)
+    const watch = supervisorPid ? setInterval(() => process.ppid !== supervisorPid && onSignal('supervisor gone'), 1000) : undefined
   })
 }
 

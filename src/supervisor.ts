@@ -29,7 +29,12 @@ export function startSupervisor(config: Config, env: Record<string, string | und
   const children = new Set<Subprocess>()
 
   function spawn(role: Role, slot: number, restarts: number[] = []) {
-    const child = Bun.spawn([...self, role], { env, stdout: 'inherit', stderr: 'inherit', stdin: 'ignore' })
+    const child = Bun.spawn([...self, role], {
+      env: { ...env, HOOKGATE_SUPERVISOR_PID: String(process.pid) },
+      stdout: 'inherit',
+      stderr: 'inherit',
+      stdin: 'ignore',
+    })
     children.add(child)
     log.info({ role, slot, pid: child.pid }, 'child started')
     void child.exited.then((code) => {

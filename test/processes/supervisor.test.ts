@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { readFileSync } from 'node:fs'
 import { freePort } from '../../src/embedded-redis.ts'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { ACME_TOKEN, testEnv } from '../helpers/deps.ts'
@@ -53,6 +54,42 @@ describe('hookgate start (the supervisor)', () => {
     const pids = await answeringPids(2)
     expect(pids.size).toBe(2)
     expect(pids.has(victim!)).toBe(false)
+  })
+
+  test('turns on net.ipv4.tcp_migrate_req, so that a stopping API process hands its queued connections over', async () => {
+    expect(readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim()).toBe('1')
+  })
+
+  test('a rolling restart of one API process (SIGTERM) under load loses no request', async () => {
+    const [victim] = await answeringPids(1)
+    const listening = gateway.output().split('"msg":"api listening"').length - 1
+    let stop = false
+    let sent = 0
+    const failures: string[] = []
+    const client = async () => {
+      while (!stop) {
+        const i = sent++
+        const outcome = await fetch(`${base}/webhook/chatwoot/acme?token=${ACME_TOKEN}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', connection: 'close' },
+          body: toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: 700_000 + i })),
+          keepalive: false,
+        }).then(
+          (r) => (r.status === 202 ? undefined : `status ${r.status}`),
+          (error: Error) => error.message,
+        )
+        if (outcome) failures.push(outcome)
+      }
+    }
+    const clients = Array.from({ length: 8 }, client)
+    await Bun.sleep(100)
+    process.kill(victim!, 'SIGTERM')
+    await gateway.waitFor(/"msg":"api listening"/, 10_000, listening + 1)
+    await Bun.sleep(100)
+    stop = true
+    await Promise.all(clients)
+    expect(sent).toBeGreaterThan(50)
+    expect(failures).toEqual([])
   })
 
   test('SIGTERM under load: every accepted request answered, children stopped, exit 0', async () => {
