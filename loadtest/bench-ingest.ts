@@ -3,7 +3,7 @@
  * against a bare Bun.serve doing the same lock + Queue.add (loadtest/baseline-server.ts); same Redis, same wrk load,
  * the order rotated each round so drift hits all alike.
  *
- *   bun loadtest/bench-ingest.ts [--rounds 3] [--duration 10] [--connections 64] [--threads 2]
+ *   bun loadtest/bench-ingest.ts [--rounds 3] [--duration 10] [--connections 64] [--threads 2] [--api-processes 1,2]
  *
  * Needs redis-server and wrk on PATH (apt-get install redis-server wrk). Every request is a realistic ~2.6 KB
  * Chatwoot message_created with a new message id, so each one takes the full path: auth, parse, lock, enqueue.
@@ -24,6 +24,8 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '64' },
     threads: { type: 'string', default: '2' },
+    /** e.g. 1,2: compare `hookgate start` with that many API processes instead (no workers, limits high). */
+    'api-processes': { type: 'string' },
   },
 })
 const ROOT = join(import.meta.dir, '..')
@@ -61,7 +63,19 @@ const hookgate = (port: number, name: string, limits: Record<string, string>): T
   path: `/webhook/chatwoot/bench?token=${TOKEN}`,
 })
 const HIGH = '1000000'
-const targets = (port: number): Target[] => [
+const supervised = (port: number, processes: number): Target => ({
+  name: `hookgate start, API_PROCESSES=${processes}`,
+  path: `/webhook/chatwoot/bench?token=${TOKEN}`,
+  command: ['bun', join(ROOT, 'src/main.ts'), 'start'],
+  env: {
+    PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redisUrl, HOOKGATE_CONFIG: instancesFile, LOG_LEVEL: 'info', HOOKGATE_DATA_DIR: work,
+    API_PROCESSES: String(processes), WORKER_PROCESSES: '0',
+    RATE_LIMIT_INSTANCE_PER_SECOND: HIGH, RATE_LIMIT_INSTANCE_BURST: HIGH, RATE_LIMIT_INSTANCE_CEILING_PER_SECOND: HIGH,
+  },
+})
+const targets = (port: number): Target[] =>
+  args['api-processes'] ? args['api-processes'].split(',').map((n) => supervised(port, Number(n))) : standard(port)
+const standard = (port: number): Target[] => [
   { name: 'baseline (Bun.serve + SET NX + Queue.add)', command: ['bun', join(ROOT, 'loadtest/baseline-server.ts'), String(port), redisUrl], env: {}, path: '/' },
   hookgate(port, 'hookgate api, rate limiting off', { RATE_LIMIT_ENABLED: 'false' }),
   hookgate(port, 'hookgate api, rate limiting on', {
@@ -148,11 +162,11 @@ function report(): void {
     p99: median(samples.map((s) => s.p99)),
     non2xx: samples.reduce((sum, s) => sum + s.non2xx, 0),
   }))
-  console.log(`\nmedians of ${args.rounds} rounds, wrk -t${args.threads} -c${args.connections} -d${args.duration}s, one API process, local Redis`)
+  console.log(`\nmedians of ${args.rounds} rounds, wrk -t${args.threads} -c${args.connections} -d${args.duration}s, ${args['api-processes'] ? 'hookgate start' : 'one API process'}, local Redis`)
   console.log('| target | req/s | p50 ms | p99 ms | non-2xx |\n|---|---|---|---|---|')
   for (const row of rows) console.log(`| ${row.name} | ${row.rps.toFixed(0)} | ${row.p50} | ${row.p99} | ${row.non2xx} |`)
-  const [baseline, ...others] = rows
-  for (const row of others) console.log(`${row.name} / baseline throughput: ${(row.rps / baseline!.rps).toFixed(2)}`)
+  const [first, ...others] = rows
+  for (const row of others) console.log(`${row.name} / ${first!.name} throughput: ${(row.rps / first!.rps).toFixed(2)}`)
   const [off, on] = others
-  if (off && on) console.log(`rate limiting costs ${((1 - on.rps / off.rps) * 100).toFixed(1)} % of throughput`)
+  if (!args['api-processes'] && off && on) console.log(`rate limiting costs ${((1 - on.rps / off.rps) * 100).toFixed(1)} % of throughput`)
 }
