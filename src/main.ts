@@ -75,19 +75,20 @@ async function start(config: Config, log: Log): Promise<number> {
   if (config.processes.api > 1) ensureConnectionsMigrate(log)
   const supervisor = startSupervisor(config, env, log)
   const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host
-  if (await untilServing(`http://${host.includes(':') ? `[${host}]` : host}:${port}/health`, signalled)) printWebhookUrls(config, port)
-  const gaveUp = await Promise.race([signalled.then(() => false), supervisor.failed.then(() => true)])
+  const ended = Promise.race([signalled.then(() => false), supervisor.failed.then(() => true)])
+  if (await untilServing(`http://${host.includes(':') ? `[${host}]` : host}:${port}/health`, ended)) printWebhookUrls(config, port)
+  const gaveUp = await ended
   await supervisor.stop()
   await embedded?.stop()
   return gaveUp ? 1 : 0
 }
 
-/** Waits for the API children to answer (or a shutdown signal): true once one does. */
-async function untilServing(url: string, signalled: Promise<void>): Promise<boolean> {
+/** Waits for the API children to answer (until the gateway ends, or 30 s): true once one does. */
+async function untilServing(url: string, ended: Promise<unknown>): Promise<boolean> {
   let stop = false
-  void signalled.then(() => (stop = true))
+  void ended.then(() => (stop = true))
   for (let waited = 0; !stop && waited < 30_000; waited += 100) {
-    if (await fetch(url).then((r) => r.ok, () => false)) return true
+    if (await fetch(url, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false)) return true
     await Bun.sleep(100)
   }
   return false

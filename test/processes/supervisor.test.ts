@@ -127,3 +127,25 @@ describe('hookgate start (the supervisor)', () => {
     expect(gateway.output()).toContain('all children stopped')
   })
 })
+
+describe('a crash-looping child', () => {
+  test('makes the supervisor stop everything and exit 1, saying so', async () => {
+    // A plain listener (no SO_REUSEPORT) on the port: every API process dies at once, binding it.
+    const blocker = Bun.listen({ hostname: '0.0.0.0', port: await freePort(), socket: { data() {} } })
+    const looping = spawnHookgate(['start'], {
+      ...testEnv(redis),
+      PORT: String(blocker.port),
+      API_PROCESSES: '1',
+      WORKER_PROCESSES: '1',
+      LOG_LEVEL: 'info',
+    })
+    try {
+      expect(await looping.exit()).toBe(1)
+      expect(looping.output()).toContain('"msg":"child keeps dying; stopping the gateway"')
+      expect(looping.output()).toContain('"msg":"all children stopped"')
+    } finally {
+      blocker.stop(true)
+      await looping.stop('SIGKILL')
+    }
+  }, 30_000)
+})
