@@ -99,7 +99,7 @@ async function api(config: Config, log: Log): Promise<number> {
   const signalled = shutdownSignal(log, config.processes.supervisorPid)
   const running = await startApi(config, config.redis, log)
   await signalled
-  return stopAll(log, running)
+  return stopCleanly(log, running)
 }
 
 async function worker(config: Config, log: Log): Promise<number> {
@@ -107,7 +107,7 @@ async function worker(config: Config, log: Log): Promise<number> {
   const signalled = shutdownSignal(log, config.processes.supervisorPid)
   const running = startWorkers(config, config.redis, log)
   await signalled
-  return stopAll(log, running)
+  return stopCleanly(log, running)
 }
 
 function needsRedis(role: string): number {
@@ -174,10 +174,10 @@ function shutdownSignal(log: Log, supervisorPid?: number): Promise<void> {
   })
 }
 
-/** Stops what runs, in reverse order of starting; 0 when all stopped cleanly. */
-async function stopAll(log: Log, ...parts: ({ stop(): Promise<void> } | undefined)[]): Promise<number> {
+/** Stops what runs; 0 when it stopped cleanly. */
+async function stopCleanly(log: Log, running: { stop(): Promise<void> }): Promise<number> {
   try {
-    for (const part of parts) await part?.stop()
+    await running.stop()
     return 0
   } catch (error) {
     log.error({ err: error }, 'shutdown failed')
