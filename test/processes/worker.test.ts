@@ -55,9 +55,11 @@ async function send(): Promise<string> {
 
 async function finished(id: string) {
   for (;;) {
+    // Listening before looking, so a job added in between is not missed.
+    const added = new Promise((resolve) => deliveryEvents.once('added', resolve))
     const job = await Job.fromId(deliveries, id)
     if (job) return job.waitUntilFinished(deliveryEvents)
-    await new Promise((resolve) => deliveryEvents.once('added', resolve))
+    await added
   }
 }
 
