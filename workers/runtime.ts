@@ -87,7 +87,8 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
           log.warn('workers: active jobs did not finish in time; they will be picked up again as stalled')
           await Promise.all(workers.map((w) => w.close(true)))
         }
-        await queues.close()
+        // Closing a producer that never finished connecting may fail; nothing is pending on it by now.
+        await queues.close().catch((error: Error) => log.warn({ err: error.message }, 'queues did not close cleanly'))
         await Promise.allSettled([producer.quit(), commands.quit(), connection.quit()])
         log.info('workers stopped')
       })()),

@@ -32,14 +32,26 @@ function run(args: string[], env: Record<string, string | undefined>) {
   return child
 }
 
-async function firstLine(stream: ReadableStream<Uint8Array>, pattern: RegExp): Promise<string> {
+/** Reads a child's output until a line matches; `rest()` then reads what follows, to its end. */
+async function firstLine(stream: ReadableStream<Uint8Array>, pattern: RegExp) {
+  const reader = stream.getReader()
+  const decoder = new TextDecoder()
   let seen = ''
-  for await (const chunk of stream) {
-    seen += new TextDecoder().decode(chunk)
-    const line = seen.split('\n').find((l) => pattern.test(l))
-    if (line) return line
+  for (;;) {
+    const { value, done } = await reader.read()
+    if (done) throw new Error(`no line matching ${pattern} in:\n${seen}`)
+    seen += decoder.decode(value)
+    if (seen.split('\n').some((l) => pattern.test(l))) break
   }
-  throw new Error(`no line matching ${pattern} in:\n${seen}`)
+  return {
+    async rest() {
+      for (;;) {
+        const { value, done } = await reader.read()
+        if (done) return seen
+        seen += decoder.decode(value)
+      }
+    },
+  }
 }
 
 describe('the compiled binary, alone in a folder', () => {
@@ -70,8 +82,9 @@ describe('the compiled binary, alone in a folder', () => {
 
   test('runs worker, and stops it cleanly', async () => {
     const worker = run(['worker'], { ...testEnv(redis), LOG_LEVEL: 'info' })
-    await firstLine(worker.stdout, /"msg":"workers started"/)
+    const output = await firstLine(worker.stdout, /"msg":"workers started"/)
     worker.kill('SIGTERM')
-    expect(await worker.exited).toBe(0)
+    const code = await worker.exited
+    expect({ code, output: code === 0 ? '' : await output.rest() }).toEqual({ code: 0, output: '' })
   })
 })
