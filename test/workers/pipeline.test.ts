@@ -68,7 +68,7 @@ beforeAll(async () => {
   ;[webhookEvents, deliveryEvents] = [new QueueEvents(QUEUE.webhook, { connection, prefix }), new QueueEvents(QUEUE.delivery, { connection, prefix })]
   await Promise.all([webhookEvents.waitUntilReady(), deliveryEvents.waitUntilReady()])
   deliveries = new Queue(QUEUE.delivery, { connection, prefix })
-  workers = startWorkers(gateway.config, gateway.config.redis as ConnectedRedisConfig, createLogger({ level: process.env.DEBUG_LOGS ? 'debug' : 'info' }, process.env.DEBUG_LOGS ? undefined : logCapture().stream))
+  workers = startWorkers(gateway.config, gateway.config.redis as ConnectedRedisConfig, createLogger({ level: 'info' }, logCapture().stream))
 })
 
 afterAll(async () => {
