@@ -7,7 +7,7 @@ import type { Log } from './log.ts'
 import { createMetrics } from './metrics.ts'
 import { createEnqueuer } from './queue/enqueue.ts'
 import { createQueues } from './queue/queues.ts'
-import { createRedis, waitForReady, type ConnectedRedisConfig } from './redis.ts'
+import { atMost, createRedis, waitForReady, type ConnectedRedisConfig } from './redis.ts'
 
 export interface RunningApi {
   port: number
@@ -36,9 +36,9 @@ export async function buildApi(config: Config, redisConfig: ConnectedRedisConfig
     commands,
     metrics,
     async close() {
-      // Closing a producer that never finished connecting may fail; nothing is pending on it by now.
-      await queues.close().catch((error: Error) => log.warn({ err: error.message }, 'queues did not close cleanly'))
-      await Promise.allSettled([producer.quit(), commands.quit()])
+      await atMost(2000, queues.close())
+      producer.disconnect()
+      commands.disconnect()
     },
   }
 }

@@ -64,3 +64,13 @@ export function waitForReady(redis: Redis, timeoutMs: number): Promise<boolean> 
     redis.on('ready', onReady)
   })
 }
+
+/**
+ * Waits for `work`, or `ms` at most: closing a client while Redis is away can wait forever (a worker connection retries
+ * without end), and a process asked to stop must stop.
+ */
+export async function atMost(ms: number, work: Promise<unknown>): Promise<void> {
+  let timer: Timer | undefined
+  await Promise.race([work.catch(() => {}), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))])
+  clearTimeout(timer)
+}

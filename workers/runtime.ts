@@ -6,7 +6,7 @@ import type { Log } from '../src/log.ts'
 import { QUEUE } from '../src/queue/names.ts'
 import { createQueues } from '../src/queue/queues.ts'
 import releaseScript from '../src/queue/release-lock.lua' with { type: 'text' }
-import { createRedis, type ConnectedRedisConfig } from '../src/redis.ts'
+import { atMost, createRedis, type ConnectedRedisConfig } from '../src/redis.ts'
 import { backoffStrategy } from './backoff.ts'
 import { createBreaker } from './breaker.ts'
 import { createChatwootNoteProcessor } from './chatwoot-note.ts'
@@ -15,6 +15,9 @@ import { fleetDuties } from './duties.ts'
 import { runWhileLeader } from './leader.ts'
 import { createLogProcessor } from './log.ts'
 import { createWebhookProcessor } from './webhook.ts'
+
+/** The most each closing step past the active jobs may take (Redis may be gone). */
+const CLOSE_STEP_MS = 2000
 
 export interface RunningWorkers {
   /** Stops taking jobs, lets active ones finish within SHUTDOWN_TIMEOUT_MS, then closes connections. Idempotent. */
@@ -45,7 +48,8 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
       lockDuration: jobLockMs,
       stalledInterval: jobLockMs,
     })
-    worker.on('error', (error) => log.error({ queue, err: error.message }, 'worker error'))
+    // While Redis is away the connection's own log says so once; its workers would say it on every retry.
+    worker.on('error', (error) => connection.status === 'ready' && log.error({ queue, err: error.message }, 'worker error'))
     worker.on('failed', (job, error) => {
       const final = !job || job.attemptsMade >= (job.opts.attempts ?? 1) || error.name === 'UnrecoverableError'
       log[final ? 'error' : 'warn']({ queue, jobId: job?.id, attempt: job?.attemptsMade, err: error.message }, final ? 'job failed for good' : 'job failed; will retry')
@@ -76,20 +80,16 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
   return {
     stop: () =>
       (stopping ??= (async () => {
-        await leadership?.stop()
-        const graceful = Promise.all(workers.map((w) => w.close()))
-        graceful.catch((error: Error) => log.error({ err: error.message }, 'workers did not close cleanly'))
-        let timer: Timer | undefined
-        const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), config.workers.shutdownTimeoutMs)))
-        const outcome = await Promise.race([graceful.catch(() => undefined), deadline])
-        clearTimeout(timer)
-        if (outcome === 'timeout') {
+        await atMost(CLOSE_STEP_MS, leadership?.stop() ?? Promise.resolve())
+        let finished = false
+        const graceful = Promise.all(workers.map((w) => w.close())).then(() => (finished = true))
+        await atMost(config.workers.shutdownTimeoutMs, graceful)
+        if (!finished) {
           log.warn('workers: active jobs did not finish in time; they will be picked up again as stalled')
-          await Promise.all(workers.map((w) => w.close(true)))
+          await atMost(CLOSE_STEP_MS, Promise.all(workers.map((w) => w.close(true))))
         }
-        // Closing a producer that never finished connecting may fail; nothing is pending on it by now.
-        await queues.close().catch((error: Error) => log.warn({ err: error.message }, 'queues did not close cleanly'))
-        await Promise.allSettled([producer.quit(), commands.quit(), connection.quit()])
+        await atMost(CLOSE_STEP_MS, queues.close())
+        for (const client of [producer, commands, connection]) client.disconnect()
         log.info('workers stopped')
       })()),
   }

@@ -25,7 +25,8 @@ export function createQueues(deps: { config: Config['queue']; producer: Redis; l
   }
   const queue = <Data, Name extends string>(name: string, defaultJobOptions: DefaultJobOptions) => {
     const created = new Queue<Data, unknown, Name>(name, { connection: producer, prefix: config.prefix, defaultJobOptions })
-    created.on('error', (error) => log.error({ queue: name, err: error.message }, 'queue error'))
+    // While Redis is away the connection's own log says so once; its queues would say it on every retry.
+    created.on('error', (error) => producer.status === 'ready' && log.error({ queue: name, err: error.message }, 'queue error'))
     return created
   }
   const webhook = queue<WebhookJobData, typeof JOB.chatwootEvent>(QUEUE.webhook, {

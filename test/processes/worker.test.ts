@@ -131,3 +131,17 @@ describe('fleet leadership', () => {
     expect(second.output()).not.toContain('lost leadership')
   })
 })
+
+describe('a worker asked to stop while Redis is away', () => {
+  test('still stops, within its shutdown timeout and a little, and exits 0', async () => {
+    const ownRedis = await startRedis()
+    const child = spawnHookgate(['worker'], { ...testEnv(ownRedis), LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '1000' })
+    await child.waitFor(/"msg":"workers started"/)
+    await ownRedis.stop()
+    await child.waitFor(/"msg":"redis connection lost"/)
+    const asked = Date.now()
+    expect(await child.stop('SIGTERM')).toBe(0)
+    expect(Date.now() - asked).toBeLessThan(6000)
+    expect(child.output()).toContain('"msg":"workers stopped"')
+  })
+})
