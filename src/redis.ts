@@ -1,6 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis'
 import type { RedisConfig } from './config.ts'
 import { createOutageReporter, type Log } from './log.ts'
+import releaseScript from './queue/release-lock.lua' with { type: 'text' }
 import { giveTracingChannelHasSubscribers } from './tracing-channel.ts'
 
 /**
@@ -73,4 +74,12 @@ export async function atMost(ms: number, work: Promise<unknown>): Promise<void> 
   let timer: Timer | undefined
   await Promise.race([work.catch(() => {}), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))])
   clearTimeout(timer)
+}
+
+export type WithReleaseLock = Redis & { releaseLock(key: string, owner: string): Promise<number> }
+
+/** Gives a connection `releaseLock(key, owner)`: deletes a lock only while `owner` still holds it (release-lock.lua). */
+export function withReleaseLock(redis: Redis): WithReleaseLock {
+  redis.defineCommand('releaseLock', { numberOfKeys: 1, lua: releaseScript })
+  return redis as WithReleaseLock
 }

@@ -1,9 +1,9 @@
 import { UnrecoverableError, type Job } from 'bullmq'
-import type { Redis } from 'ioredis'
 import { randomUUID } from 'node:crypto'
 import type { Config } from '../src/config.ts'
 import type { Instances } from '../src/instances.ts'
 import type { Log } from '../src/log.ts'
+import type { WithReleaseLock } from '../src/redis.ts'
 import { JOB, OUR_SOURCE_ID_PREFIX, batchKey, deliveredKey, deliveringKey, type DeliveryJobData, type LogJobData } from '../src/queue/names.ts'
 import type { Queues } from '../src/queue/queues.ts'
 import { RetryLater, waitWithoutTrying } from './backoff.ts'
@@ -16,7 +16,7 @@ export interface DeliveryDeps {
   instances: Instances
   breaker: Breaker
   /** Commands connection: the delivered marker and the in-flight lock. */
-  redis: Redis & { releaseLock(key: string, owner: string): Promise<number> }
+  redis: WithReleaseLock
   queues: Queues
   log: Log
 }

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis'
 import { randomUUID } from 'node:crypto'
 import type { Log } from '../src/log.ts'
-import releaseScript from '../src/queue/release-lock.lua' with { type: 'text' }
+import { withReleaseLock, type WithReleaseLock } from '../src/redis.ts'
 import leaseScript from './leader-lease.lua' with { type: 'text' }
 
 /** A periodic fleet-wide duty; it gets the fencing token of the leadership it runs under. */
@@ -11,9 +11,8 @@ export interface Leadership {
   stop(): Promise<void>
 }
 
-type LeaseCommand = Redis & {
+type LeaseCommand = WithReleaseLock & {
   leaderLease(lease: string, counter: string, owner: string, ttlMs: number): Promise<number>
-  releaseLock(key: string, owner: string): Promise<number>
 }
 
 /**
@@ -22,9 +21,8 @@ type LeaseCommand = Redis & {
  */
 export function runWhileLeader(deps: { redis: Redis; prefix: string; leaseMs: number; dutyIntervalMs: number; duties: Duty[]; log: Log }): Leadership {
   const { leaseMs, dutyIntervalMs, duties, log } = deps
-  const redis = deps.redis as LeaseCommand
+  const redis = withReleaseLock(deps.redis) as LeaseCommand
   redis.defineCommand('leaderLease', { numberOfKeys: 2, lua: leaseScript })
-  redis.defineCommand('releaseLock', { numberOfKeys: 1, lua: releaseScript })
   const owner = `${process.pid}:${randomUUID()}`
   const [lease, counter] = [`${deps.prefix}:leader`, `${deps.prefix}:leader:token`]
   let token = 0

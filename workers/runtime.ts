@@ -1,12 +1,10 @@
 import { Worker, type Processor } from 'bullmq'
-import type { Redis } from 'ioredis'
 import type { Config } from '../src/config.ts'
 import { createInstances } from '../src/instances.ts'
 import type { Log } from '../src/log.ts'
 import { QUEUE } from '../src/queue/names.ts'
 import { createQueues } from '../src/queue/queues.ts'
-import releaseScript from '../src/queue/release-lock.lua' with { type: 'text' }
-import { atMost, createRedis, type ConnectedRedisConfig } from '../src/redis.ts'
+import { atMost, createRedis, withReleaseLock, type ConnectedRedisConfig } from '../src/redis.ts'
 import { backoffStrategy } from './backoff.ts'
 import { createBreaker } from './breaker.ts'
 import { createChatwootNoteProcessor } from './chatwoot-note.ts'
@@ -27,8 +25,7 @@ export interface RunningWorkers {
 /** One worker process: a BullMQ Worker per queue, each with its concurrency, in this process (no sandboxes). */
 export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, log: Log): RunningWorkers {
   const producer = createRedis(redisConfig, 'producer', log)
-  const commands = createRedis(redisConfig, 'commands', log) as Redis & { releaseLock(key: string, owner: string): Promise<number> }
-  commands.defineCommand('releaseLock', { numberOfKeys: 1, lua: releaseScript })
+  const commands = withReleaseLock(createRedis(redisConfig, 'commands', log))
   const connection = createRedis(redisConfig, 'worker', log)
   const queues = createQueues({ config: config.queue, producer, log })
   const instances = createInstances(config.instances)

@@ -3,8 +3,8 @@ import { randomUUID } from 'node:crypto'
 import type { Config } from '../config.ts'
 import { Unavailable } from '../errors.ts'
 import type { Log } from '../log.ts'
+import { withReleaseLock, type WithReleaseLock } from '../redis.ts'
 import acquireScript from './dedupe-lock.lua' with { type: 'text' }
-import releaseScript from './release-lock.lua' with { type: 'text' }
 import { JOB, dedupeLockKey, webhookJobKey, type WebhookJobData } from './names.ts'
 import type { Queues } from './queues.ts'
 
@@ -34,7 +34,6 @@ export interface Enqueuer {
 
 interface LockCommands {
   acquireDedupeLock(lockKey: string, jobKey: string, ttlMs: number, owner: string): Promise<number>
-  releaseDedupeLock(lockKey: string, owner: string): Promise<number>
 }
 
 /**
@@ -43,9 +42,8 @@ interface LockCommands {
  */
 export function createEnqueuer(deps: { config: Config['queue']; commands: Redis; queues: Queues; log: Log }): Enqueuer {
   const { config, queues, log } = deps
-  const commands = deps.commands as Redis & LockCommands
+  const commands = withReleaseLock(deps.commands) as WithReleaseLock & LockCommands
   commands.defineCommand('acquireDedupeLock', { numberOfKeys: 2, lua: acquireScript })
-  commands.defineCommand('releaseDedupeLock', { numberOfKeys: 1, lua: releaseScript })
 
   async function acquire(lock: DedupeLock): Promise<boolean> {
     try {
@@ -59,7 +57,7 @@ export function createEnqueuer(deps: { config: Config['queue']; commands: Redis;
 
   /** Best effort: a timed-out call may still have taken the lock, and a retry must not find the event "queued". */
   function release(lock: DedupeLock): void {
-    commands.releaseDedupeLock(lock.key, lock.owner).catch(() => {})
+    commands.releaseLock(lock.key, lock.owner).catch(() => {})
   }
 
   return {
