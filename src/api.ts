@@ -2,15 +2,18 @@ import type { Config } from './config.ts'
 import { createApp } from './http/app.ts'
 import { createClientIp } from './http/client-ip.ts'
 import { createLimiter } from './ingest/ratelimit.ts'
-import { createInstances } from './instances.ts'
+import { createInstances, instancesReloader } from './instances.ts'
 import type { Log } from './log.ts'
 import { createMetrics } from './metrics.ts'
 import { createEnqueuer } from './queue/enqueue.ts'
 import { createQueues } from './queue/queues.ts'
 import { atMost, createRedis, waitForReady, type ConnectedRedisConfig } from './redis.ts'
+import { linkToSupervisor } from './supervisor-link.ts'
 
 export interface RunningApi {
   port: number
+  /** Re-reads the instances file in this process (SIGHUP); a bad file is refused and logged. */
+  reload(): void
   /** Stops accepting, lets in-flight requests finish, then closes queues and connections. Idempotent. */
   stop(): Promise<void>
 }
@@ -23,19 +26,28 @@ export async function buildApi(config: Config, redisConfig: ConnectedRedisConfig
   const producer = createRedis(redisConfig, 'producer', log)
   const commands = createRedis(redisConfig, 'commands', log)
   if (!(await waitForReady(commands, 5000))) log.warn('redis not reachable yet; answering 503 until it is')
-  const metrics = createMetrics()
-  const instances = createInstances(config.instances)
   const queues = createQueues({ config: config.queue, producer, log })
-  const enqueuer = createEnqueuer({ config: config.queue, commands, queues, log })
+  const metrics = createMetrics({ queueDepths: queues.depths })
+  const instances = createInstances(config.instances)
+  const reloadHere = instancesReloader({ config, env: process.env, instances, log })
+  const supervisor = linkToSupervisor({ registry: metrics.registry, reload: reloadHere })
+  const operations = {
+    metricsText: supervisor ? supervisor.fleetMetrics : () => metrics.registry.metrics(),
+    reloadInstances: supervisor ? supervisor.reloadAll : async () => [reloadHere()],
+  }
+  const enqueuer = createEnqueuer({ config: config.queue, commands, queues, log, metrics })
   const limiter = createLimiter({ config: config.rateLimit, keyPrefix: config.queue.prefix, redis: commands, instances, log, metrics })
   const clientIp = createClientIp(config.trustedProxies)
-  const app = createApp({ config, log, instances, enqueuer, limiter, clientIp, metrics, redis: commands })
+  const app = createApp({ config, log, instances, enqueuer, limiter, clientIp, metrics, redis: commands, queues, operations })
   return {
     app,
     producer,
     commands,
     metrics,
+    /** This process alone: SIGHUP. */
+    reload: reloadHere,
     async close() {
+      await supervisor?.flush().catch(() => {})
       await atMost(2000, queues.close())
       producer.disconnect()
       commands.disconnect()
@@ -58,6 +70,7 @@ export async function startApi(config: Config, redisConfig: ConnectedRedisConfig
   let stopping: Promise<void> | undefined
   return {
     port,
+    reload: api.reload,
     stop: () =>
       (stopping ??= (async () => {
         await api.app.stop()

@@ -90,6 +90,9 @@ export interface Config {
   /** Peers whose X-Forwarded-For / X-Real-IP are believed (TRUSTED_PROXIES, CIDRs; none by default). */
   trustedProxies: readonly string[]
   log: { level: LogLevel }
+  /** Prometheus metrics at /metrics and their per-request bookkeeping (METRICS_ENABLED, true). */
+  metrics: { enabled: boolean }
+  /** Opens the admin API (/admin/*) to `Authorization: Bearer <ADMIN_TOKEN>`; unset, it answers 403 (ADMIN_TOKEN). */
   adminToken: string | undefined
   /** Where hookgate keeps local state: embedded Redis data, the default instance token (HOOKGATE_DATA_DIR). */
   dataDir: string
@@ -201,6 +204,7 @@ export function loadConfig(env: Env): Config {
     },
     trustedProxies: readTrustedProxies(env, problems),
     log: { level: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info') },
+    metrics: { enabled: read.bool('METRICS_ENABLED', true) },
     adminToken: readAdminToken(env, problems),
     dataDir,
     instances,
@@ -302,6 +306,17 @@ function readAdminToken(env: Env, problems: string[]): string | undefined {
 /** An instance's rate limit: its own settings over the RATE_LIMIT_INSTANCE_* defaults. */
 export function instanceRateLimit(defaults: InstanceRateLimit, instance: InstanceConfig): InstanceRateLimit {
   return { ...defaults, ...instance.rateLimit }
+}
+
+/** Re-reads the instances file with the checks of start-up (SIGHUP, POST /admin/reload); throws ConfigError. */
+export function reloadInstancesFile(config: Config, env: Env): readonly InstanceConfig[] {
+  if (config.instancesSource.kind !== 'file') {
+    throw new ConfigError(['there is no instances file to reload: set HOOKGATE_CONFIG (the built-in default instance never changes)'])
+  }
+  const problems: string[] = []
+  const instances = readInstancesFile(config.instancesSource.path, env, config.rateLimit.instance, problems)
+  if (problems.length > 0) throw new ConfigError(problems)
+  return deepFreeze(instances)
 }
 
 /** Reads the instances file: JSON, `${ENV}` interpolated in string values, then schema-checked. */

@@ -37,6 +37,34 @@ export class Unauthorized extends HookgateError {
   }
 }
 
+/** The admin API's own answer: it may say what to send, since it reveals nothing about instances. */
+export class AdminUnauthorized extends HookgateError {
+  constructor() {
+    super('unauthorized', 401, 'Send the admin token: Authorization: Bearer <ADMIN_TOKEN> (or Basic auth with it as the password).', {
+      'www-authenticate': 'Basic realm="hookgate admin", Bearer realm="hookgate admin"',
+    })
+  }
+}
+
+export class AdminDisabled extends HookgateError {
+  constructor() {
+    super('admin_disabled', 403, 'The admin API is off: set ADMIN_TOKEN (16 characters or more) and restart hookgate.')
+  }
+}
+
+export class UnknownInstance extends HookgateError {
+  constructor(id: string) {
+    super('unknown_instance', 404, `No instance ${JSON.stringify(id)} is configured.`)
+  }
+}
+
+/** A reload refused: the instances file has problems; the instances in use stay. */
+export class InvalidInstances extends HookgateError {
+  constructor(readonly problems: string[]) {
+    super('invalid_instances', 422, `The instances file was not loaded; the previous instances stay in use. Problems: ${problems.join('; ')}`)
+  }
+}
+
 export class NotFound extends HookgateError {
   constructor() {
     super('not_found', 404, 'No such route.')

@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto'
+import { ConfigError, reloadInstancesFile, type Config, type Env } from './config.ts'
 import type { InstanceConfig } from './instances-schema.ts'
+import type { Log } from './log.ts'
+import type { ReloadReport } from './supervisor-link.ts'
 
 /** An instance with its credentials prepared once, so a request only hashes and compares. */
 export interface Instance {
@@ -13,6 +16,8 @@ export interface Instance {
 export interface Instances {
   get(id: string): Instance | undefined
   list(): readonly Instance[]
+  /** Swaps the whole set at once: a request or job that got an instance keeps a consistent one. */
+  replace(configs: readonly InstanceConfig[]): void
 }
 
 export function tokenDigest(token: string): Buffer {
@@ -20,6 +25,19 @@ export function tokenDigest(token: string): Buffer {
 }
 
 export function createInstances(configs: readonly InstanceConfig[]): Instances {
+  let byId = prepare(configs)
+  let all = [...byId.values()]
+  return {
+    get: (id) => byId.get(id),
+    list: () => all,
+    replace(next) {
+      byId = prepare(next)
+      all = [...byId.values()]
+    },
+  }
+}
+
+function prepare(configs: readonly InstanceConfig[]): Map<string, Instance> {
   const byId = new Map<string, Instance>()
   for (const config of configs) {
     const secrets = config.webhookSecret === undefined ? [] : [config.webhookSecret].flat()
@@ -30,9 +48,25 @@ export function createInstances(configs: readonly InstanceConfig[]): Instances {
       config,
     })
   }
-  const all = [...byId.values()]
-  return {
-    get: (id) => byId.get(id),
-    list: () => all,
+  return byId
+}
+
+/**
+ * This process's reload (SIGHUP, POST /admin/reload): re-reads and re-checks the instances file, and swaps it in
+ * only when it is valid; a bad file is refused, with its problems, and the instances in use stay.
+ */
+export function instancesReloader(deps: { config: Config; env: Env; instances: Instances; log: Log }): () => ReloadReport {
+  const { config, env, instances, log } = deps
+  return () => {
+    try {
+      const next = reloadInstancesFile(config, env)
+      instances.replace(next)
+      log.info({ instances: next.length }, 'instances reloaded')
+      return { pid: process.pid, ok: true, instances: next.length }
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error
+      log.error({ problems: error.problems }, 'instances reload refused; the previous instances stay')
+      return { pid: process.pid, ok: false, problems: error.problems }
+    }
   }
 }

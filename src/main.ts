@@ -3,7 +3,11 @@ import { startApi } from './api.ts'
 import { ConfigError, loadConfig, type Config } from './config.ts'
 import { RedisServerMissing, freePort, startEmbeddedRedis } from './embedded-redis.ts'
 import { createLogger, type Log } from './log.ts'
-import { createRedis, waitForReady, type ConnectedRedisConfig } from './redis.ts'
+import { parseArgs } from 'node:util'
+import { replayFailedDeliveries, type ReplayFilter } from './admin/replay.ts'
+import { parseTime } from './http/admin.ts'
+import { createQueues } from './queue/queues.ts'
+import { atMost, createRedis, waitForReady } from './redis.ts'
 import { ensureConnectionsMigrate } from './reuseport.ts'
 import { startSupervisor } from './supervisor.ts'
 import { startWorkers } from '../workers/runtime.ts'
@@ -16,6 +20,9 @@ const USAGE = `usage: hookgate <command>
   worker   run one worker process (needs REDIS_URL or Sentinel settings)
   check    validate the configuration and reach Redis, then exit
   health   exit 0 when this host's API answers /health on PORT (a container HEALTHCHECK with no curl)
+  replay   send failed deliveries again (as POST /admin/replay), then exit; give at least one filter:
+             --instance ID  --destination URL|HOST  --since TIME  --until TIME  --job ID (repeatable)  [--dry-run]
+           TIME is ISO 8601 or ms since the epoch
 
 Configuration comes from the environment and the instances file (HOOKGATE_CONFIG); see README.md.`
 
@@ -25,7 +32,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE)
     return command ? 0 : 2
   }
-  if (!['start', 'api', 'worker', 'check', 'health'].includes(command)) {
+  if (!['start', 'api', 'worker', 'check', 'health', 'replay'].includes(command)) {
     console.error(`hookgate: unknown command ${JSON.stringify(command)}\n\n${USAGE}`)
     return 2
   }
@@ -47,6 +54,8 @@ async function main(argv: string[]): Promise<number> {
       return api(config, log)
     case 'worker':
       return worker(config, log)
+    case 'replay':
+      return replay(config, log, argv.slice(1))
     case 'health':
       return fetch(`http://127.0.0.1:${config.http.port}/health`, { signal: AbortSignal.timeout(2000) }).then(
         (response) => (response.ok ? 0 : 1),
@@ -74,6 +83,7 @@ async function start(config: Config, log: Log): Promise<number> {
   const env = { ...process.env, PORT: String(port), ...(embedded ? { REDIS_URL: embedded.url } : {}) }
   if (config.processes.api > 1) ensureConnectionsMigrate(log)
   const supervisor = startSupervisor(config, env, log)
+  process.on('SIGHUP', () => void supervisor.reload())
   const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host
   const ended = Promise.race([signalled.then(() => false), supervisor.failed.then(() => true)])
   if (await untilServing(`http://${host.includes(':') ? `[${host}]` : host}:${port}/health`, ended)) printWebhookUrls(config, port)
@@ -98,6 +108,7 @@ async function api(config: Config, log: Log): Promise<number> {
   if (config.redis.mode === 'embedded') return needsRedis('api')
   const signalled = shutdownSignal(log, config.processes.supervisorPid)
   const running = await startApi(config, config.redis, log)
+  process.on('SIGHUP', () => running.reload())
   await signalled
   return stopCleanly(log, running)
 }
@@ -106,6 +117,7 @@ async function worker(config: Config, log: Log): Promise<number> {
   if (config.redis.mode === 'embedded') return needsRedis('worker')
   const signalled = shutdownSignal(log, config.processes.supervisorPid)
   const running = startWorkers(config, config.redis, log)
+  process.on('SIGHUP', () => running.reload())
   await signalled
   return stopCleanly(log, running)
 }
@@ -139,6 +151,54 @@ async function check(config: Config, log: Log): Promise<number> {
     return 0
   } finally {
     redis.disconnect()
+  }
+}
+
+/** `hookgate replay …`: the same replay as POST /admin/replay, from a shell with the gateway's environment. */
+async function replay(config: Config, log: Log, args: string[]): Promise<number> {
+  if (config.redis.mode === 'embedded') return needsRedis('replay')
+  let filter: ReplayFilter
+  try {
+    const { values } = parseArgs({
+      args,
+      options: {
+        instance: { type: 'string' },
+        destination: { type: 'string' },
+        since: { type: 'string' },
+        until: { type: 'string' },
+        job: { type: 'string', multiple: true },
+        'dry-run': { type: 'boolean' },
+      },
+      strict: true,
+    })
+    filter = {
+      instance: values.instance,
+      destination: values.destination,
+      since: parseTime('--since', values.since),
+      until: parseTime('--until', values.until),
+      jobIds: values.job,
+      dryRun: values['dry-run'],
+    }
+    if (!values.instance && !values.destination && !values.since && !values.until && !values.job) {
+      throw new Error('give at least one of --instance, --destination, --since, --until, --job')
+    }
+  } catch (error) {
+    console.error(`hookgate replay: ${(error as Error).message}\n\n${USAGE}`)
+    return 2
+  }
+  const producer = createRedis(config.redis, 'producer', log)
+  const queues = createQueues({ config: config.queue, producer, log })
+  try {
+    if (!(await waitForReady(producer, 5000))) {
+      console.error('hookgate replay: redis not reachable within 5 s')
+      return 1
+    }
+    const result = await replayFailedDeliveries(queues, filter)
+    console.log(JSON.stringify(result, null, 2))
+    return 0
+  } finally {
+    await atMost(2000, queues.close())
+    producer.disconnect()
   }
 }
 

@@ -67,13 +67,15 @@ export function waitForReady(redis: Redis, timeoutMs: number): Promise<boolean> 
 }
 
 /**
- * Waits for `work`, or `ms` at most: closing a client while Redis is away can wait forever (a worker connection retries
- * without end), and a process asked to stop must stop.
+ * Waits for `work`, or `ms` at most, and gives its result (undefined when it failed or took too long): closing a
+ * client while Redis is away can wait forever (a worker connection retries without end), and a process asked to stop
+ * must stop.
  */
-export async function atMost(ms: number, work: Promise<unknown>): Promise<void> {
+export async function atMost<T>(ms: number, work: Promise<T>): Promise<T | undefined> {
   let timer: Timer | undefined
-  await Promise.race([work.catch(() => {}), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))])
+  const result = await Promise.race([work.catch(() => undefined), new Promise<undefined>((resolve) => (timer = setTimeout(resolve, ms)))])
   clearTimeout(timer)
+  return result
 }
 
 export type WithReleaseLock = Redis & { releaseLock(key: string, owner: string): Promise<number> }

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis'
 import { createHash } from 'node:crypto'
 import type { BreakerConfig } from '../src/config.ts'
 import type { Log } from '../src/log.ts'
+import { destinationId } from '../src/queue/names.ts'
 import allowScript from './breaker-allow.lua' with { type: 'text' }
 import recordScript from './breaker-record.lua' with { type: 'text' }
 
@@ -9,8 +10,8 @@ export type Permission = { allowed: true } | { allowed: false; waitMs: number }
 
 export interface Breaker {
   allow(destinationUrl: string, owner: string, probeTimeoutMs: number): Promise<Permission>
-  /** `owner`: the one given to allow() for this attempt. */
-  record(destinationUrl: string, succeeded: boolean, owner: string): Promise<void>
+  /** `owner`: the one given to allow() for this attempt. True when this outcome opened the breaker. */
+  record(destinationUrl: string, succeeded: boolean, owner: string): Promise<boolean>
 }
 
 type BreakerCommands = Redis & {
@@ -27,11 +28,7 @@ export function createBreaker(deps: { redis: Redis; prefix: string; config: Brea
   const redis = deps.redis as BreakerCommands
   redis.defineCommand('breakerAllow', { numberOfKeys: 1, lua: allowScript })
   redis.defineCommand('breakerRecord', { numberOfKeys: 1, lua: recordScript })
-  // A destination is its origin and path; the query may carry a secret and is not part of its identity here.
-  const keyOf = (url: string) => {
-    const { origin, pathname } = new URL(url)
-    return `${deps.prefix}:breaker:${createHash('sha256').update(origin + pathname).digest('hex').slice(0, 24)}`
-  }
+  const keyOf = (url: string) => `${deps.prefix}:breaker:${createHash('sha256').update(destinationId(url)).digest('hex').slice(0, 24)}`
 
   return {
     async allow(url, owner, probeTimeoutMs) {
@@ -41,6 +38,7 @@ export function createBreaker(deps: { redis: Redis; prefix: string; config: Brea
     async record(url, succeeded, owner) {
       const opened = await redis.breakerRecord(keyOf(url), succeeded ? 1 : 0, config.failureThreshold, config.openMs, KEEP_IDLE_BREAKER_MS, owner)
       if (opened === 1) log.warn({ host: new URL(url).host, openMs: config.openMs }, 'destination breaker opened; its deliveries wait')
+      return opened === 1
     },
   }
 }

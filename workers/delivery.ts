@@ -1,10 +1,12 @@
 import { UnrecoverableError, type Job } from 'bullmq'
 import { randomUUID } from 'node:crypto'
 import type { Config } from '../src/config.ts'
+import type { RouteConfig } from '../src/instances-schema.ts'
 import type { Instances } from '../src/instances.ts'
 import type { Log } from '../src/log.ts'
+import type { Metrics } from '../src/metrics.ts'
 import type { WithReleaseLock } from '../src/redis.ts'
-import { JOB, OUR_SOURCE_ID_PREFIX, batchKey, deliveredKey, deliveringKey, type DeliveryJobData, type LogJobData } from '../src/queue/names.ts'
+import { JOB, OUR_SOURCE_ID_PREFIX, batchKey, destinationId, deliveredKey, deliveringKey, type DeliveryJobData, type LogJobData } from '../src/queue/names.ts'
 import type { Queues } from '../src/queue/queues.ts'
 import { RetryLater, waitWithoutTrying } from './backoff.ts'
 import type { Breaker } from './breaker.ts'
@@ -19,18 +21,30 @@ export interface DeliveryDeps {
   redis: WithReleaseLock
   queues: Queues
   log: Log
+  metrics: Metrics
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000
 /** How much longer than its POST's timeout a delivery's in-flight lock lives. */
 const IN_FLIGHT_MARGIN_MS = 1000
 
+/**
+ * The destination a delivery goes to now: its route's, found by the URL it was routed to, since a reload may have
+ * moved the route to another index (or removed it: undefined). Jobs routed before URLs were recorded go by index.
+ */
+function currentDestination(routes: readonly RouteConfig[], index: number, routedTo: string | undefined) {
+  if (!routedTo) return routes[index]?.destination
+  const atIndex = routes[index]?.destination
+  if (atIndex && destinationId(atIndex.url) === routedTo) return atIndex
+  return routes.find((route) => destinationId(route.destination.url) === routedTo)?.destination
+}
+
 /** A reply or note longer than this is cut: Chatwoot messages are meant for people. */
 const MAX_MESSAGE_CHARS = 10_000
 
 /** The `delivery` queue: POST one event to one destination, signed; post its reply or note back into Chatwoot. */
 export function createDeliveryProcessor(deps: DeliveryDeps) {
-  const { config, instances, breaker, redis, queues, log } = deps
+  const { config, instances, breaker, redis, queues, log, metrics } = deps
   const { prefix } = config.queue
 
   return async function processDelivery(
@@ -40,10 +54,15 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
     const id = job.id!
     const { instanceId, route: routeIndex, event, conversation } = job.data
     const instance = instances.get(instanceId)
-    const destination = instance?.config.routes?.[routeIndex]?.destination
+    const destination = instance && currentDestination(instance.config.routes ?? [], routeIndex, job.data.destination)
     if (!instance || !destination) throw new UnrecoverableError(`route ${routeIndex} of instance ${instanceId} is no longer configured`)
+    const host = new URL(destination.url).host
+    const count = (outcome: 'delivered' | 'delivered_before' | 'retry' | 'failed') => metrics.deliveries.inc({ instance: instanceId, host, outcome })
     const delivered = async () => (await redis.exists(deliveredKey(prefix, id))) === 1
-    if (await delivered()) return { status: 'delivered_before' }
+    if (await delivered()) {
+      count('delivered_before')
+      return { status: 'delivered_before' }
+    }
     const body = job.data.body || (job.data.batch ? await takeBatch(job, job.data.batch) : '')
     if (!body) return { status: 'empty_batch' }
     const appendLog = (line: Omit<LogJobData, 'instanceId' | 'jobId' | 'event' | 'at' | 'conversation'>) =>
@@ -53,6 +72,7 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
     const owner = randomUUID()
     const permission = await breaker.allow(destination.url, owner, timeoutMs + IN_FLIGHT_MARGIN_MS)
     if (!permission.allowed) {
+      metrics.breakerOpen.set({ host }, 1)
       log.debug({ jobId: id, waitMs: permission.waitMs }, 'destination breaker open; delivery waits')
       return waitWithoutTrying(job, permission.waitMs, token)
     }
@@ -64,14 +84,18 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
     }
     try {
       // A run of this job that held the lock before us (a stalled one) may have delivered it meanwhile.
-      if (await delivered()) return { status: 'delivered_before' }
+      if (await delivered()) {
+        count('delivered_before')
+        return { status: 'delivered_before' }
+      }
       const signed = destination.secret ? signStandardWebhook(destination.secret, id, Math.floor(Date.now() / 1000), body) : { 'webhook-id': id }
       const answer = await postJson(destination.url, body, { ...signed, 'x-hookgate-instance': instanceId, 'x-chatwoot-event': event }, timeoutMs).catch(
         async (error: Error) => {
-          await breaker.record(destination.url, !(error instanceof RetryLater && error.unhealthy), owner)
+          if (await breaker.record(destination.url, !(error instanceof RetryLater && error.unhealthy), owner)) metrics.breakerOpen.set({ host }, 1)
           const final = error instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
+          count(final ? 'failed' : 'retry')
           if (final) {
-            await appendLog({ kind: 'delivery_failed', host: new URL(destination.url).host, attempt: job.attemptsMade + 1, error: error.message })
+            await appendLog({ kind: 'delivery_failed', host, attempt: job.attemptsMade + 1, error: error.message })
             if (instance.config.notifyOnFailure) await notifyFailure(id, instanceId, conversation, destination.url, error.message)
           }
           throw error
@@ -83,8 +107,10 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
       await redis.set(deliveredKey(prefix, id), '1', 'EX', config.queue.retentionSeconds)
       if (job.data.batch) await redis.ltrim(batchKey(prefix, job.data.batch), job.data.batchTaken ?? 0, -1)
       await breaker.record(destination.url, true, owner)
-      await appendLog({ kind: 'delivered', host: new URL(destination.url).host, status: answer.status, attempt: job.attemptsMade + 1 })
-      log.info({ jobId: id, instance: instanceId, host: new URL(destination.url).host, status: answer.status, attempt: job.attemptsMade + 1 }, 'delivered')
+      metrics.breakerOpen.set({ host }, 0)
+      count('delivered')
+      await appendLog({ kind: 'delivered', host, status: answer.status, attempt: job.attemptsMade + 1 })
+      log.info({ jobId: id, instance: instanceId, host, status: answer.status, attempt: job.attemptsMade + 1 }, 'delivered')
       return { status: 'delivered', httpStatus: answer.status }
     } finally {
       await redis.releaseLock(lockKey, owner).catch(() => {})

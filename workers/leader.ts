@@ -19,8 +19,17 @@ type LeaseCommand = WithReleaseLock & {
  * Exactly one process of the fleet runs `duties` every `dutyIntervalMs`: the holder of a lease in Redis, renewed every
  * third of its length. When the leader dies its lease runs out and another process takes over within one lease.
  */
-export function runWhileLeader(deps: { redis: Redis; prefix: string; leaseMs: number; dutyIntervalMs: number; duties: Duty[]; log: Log }): Leadership {
-  const { leaseMs, dutyIntervalMs, duties, log } = deps
+export function runWhileLeader(deps: {
+  redis: Redis
+  prefix: string
+  leaseMs: number
+  dutyIntervalMs: number
+  duties: Duty[]
+  /** Told when this process becomes leader (true) or stops being it (false). */
+  onLeadership?: (leader: boolean) => void
+  log: Log
+}): Leadership {
+  const { leaseMs, dutyIntervalMs, duties, onLeadership, log } = deps
   const redis = withReleaseLock(deps.redis) as LeaseCommand
   redis.defineCommand('leaderLease', { numberOfKeys: 2, lua: leaseScript })
   const owner = `${process.pid}:${randomUUID()}`
@@ -38,6 +47,7 @@ export function runWhileLeader(deps: { redis: Redis; prefix: string; leaseMs: nu
     if (held !== token) {
       if (held) log.info({ fencingToken: held }, 'became leader; running fleet duties')
       else log.warn({ fencingToken: token }, 'lost leadership')
+      if (Boolean(held) !== Boolean(token)) onLeadership?.(Boolean(held))
       token = held
     }
     if (token && Date.now() - lastDuty >= dutyIntervalMs && !duty) {
@@ -60,7 +70,10 @@ export function runWhileLeader(deps: { redis: Redis; prefix: string; leaseMs: nu
       await ticking
       await duty
       // Hand over at once rather than after the lease runs out.
-      if (token) await redis.releaseLock(lease, `${owner}|${token}`).catch(() => {})
+      if (token) {
+        await redis.releaseLock(lease, `${owner}|${token}`).catch(() => {})
+        onLeadership?.(false)
+      }
       token = 0
     },
   }

@@ -1,10 +1,12 @@
-import { Worker, type Processor } from 'bullmq'
+import { Worker, type Job, type Processor } from 'bullmq'
 import type { Config } from '../src/config.ts'
-import { createInstances } from '../src/instances.ts'
+import { createInstances, instancesReloader } from '../src/instances.ts'
 import type { Log } from '../src/log.ts'
+import { createMetrics } from '../src/metrics.ts'
 import { QUEUE } from '../src/queue/names.ts'
 import { createQueues } from '../src/queue/queues.ts'
 import { atMost, createRedis, withReleaseLock, type ConnectedRedisConfig } from '../src/redis.ts'
+import { linkToSupervisor } from '../src/supervisor-link.ts'
 import { backoffStrategy } from './backoff.ts'
 import { createBreaker } from './breaker.ts'
 import { createChatwootNoteProcessor } from './chatwoot-note.ts'
@@ -20,6 +22,8 @@ const CLOSE_STEP_MS = 2000
 export interface RunningWorkers {
   /** Stops taking jobs, lets active ones finish within SHUTDOWN_TIMEOUT_MS, then closes connections. Idempotent. */
   stop(): Promise<void>
+  /** Re-reads the instances file in this process (SIGHUP); a bad file is refused and logged. */
+  reload(): void
 }
 
 /** One worker process: a BullMQ Worker per queue, each with its concurrency, in this process (no sandboxes). */
@@ -29,6 +33,9 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
   const connection = createRedis(redisConfig, 'worker', log)
   const queues = createQueues({ config: config.queue, producer, log })
   const instances = createInstances(config.instances)
+  const metrics = createMetrics()
+  const reload = instancesReloader({ config, env: process.env, instances, log })
+  const supervisor = linkToSupervisor({ registry: metrics.registry, reload })
   const settings = { backoffStrategy: backoffStrategy(config.workers.deliveryBackoffMs) }
   const breaker = createBreaker({ redis: commands, prefix: config.queue.prefix, config: config.workers.breaker, log })
 
@@ -47,8 +54,14 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
     })
     // While Redis is away the connection's own log says so once; its workers would say it on every retry.
     worker.on('error', (error) => connection.status === 'ready' && log.error({ queue, err: error.message }, 'worker error'))
+    const observe = (job: Job | undefined, outcome: 'completed' | 'failed' | 'dead') => {
+      metrics.jobs.inc({ queue, outcome })
+      if (job?.processedOn) metrics.jobDuration.observe({ queue }, ((job.finishedOn ?? Date.now()) - job.processedOn) / 1000)
+    }
+    worker.on('completed', (job) => observe(job, 'completed'))
     worker.on('failed', (job, error) => {
       const final = !job || job.attemptsMade >= (job.opts.attempts ?? 1) || error.name === 'UnrecoverableError'
+      observe(job, final ? 'dead' : 'failed')
       log[final ? 'error' : 'warn']({ queue, jobId: job?.id, attempt: job?.attemptsMade, err: error.message }, final ? 'job failed for good' : 'job failed; will retry')
     })
     return worker
@@ -56,7 +69,7 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
   const { workers: concurrency } = config
   const workers = [
     start(QUEUE.webhook, createWebhookProcessor({ config, instances, redis: commands, queues, log }), concurrency.webhookConcurrency),
-    start(QUEUE.delivery, createDeliveryProcessor({ config, instances, breaker, redis: commands, queues, log }), concurrency.deliveryConcurrency),
+    start(QUEUE.delivery, createDeliveryProcessor({ config, instances, breaker, redis: commands, queues, log, metrics }), concurrency.deliveryConcurrency),
     start(QUEUE.chatwootNote, createChatwootNoteProcessor({ config, instances, redis: commands, log }), concurrency.chatwootNoteConcurrency),
     start(QUEUE.log, createLogProcessor({ config, redis: commands }), concurrency.logConcurrency),
   ]
@@ -68,6 +81,7 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
         leaseMs: leaderLeaseMs,
         dutyIntervalMs,
         duties: fleetDuties({ config, instances, redis: commands, log }),
+        onLeadership: (leader) => metrics.leader.set(leader ? 1 : 0),
         log,
       })
     : undefined
@@ -75,6 +89,7 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
 
   let stopping: Promise<void> | undefined
   return {
+    reload,
     stop: () =>
       (stopping ??= (async () => {
         await atMost(CLOSE_STEP_MS, leadership?.stop() ?? Promise.resolve())
@@ -87,6 +102,7 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
         }
         await atMost(CLOSE_STEP_MS, queues.close())
         for (const client of [producer, commands, connection]) client.disconnect()
+        await supervisor?.flush().catch(() => {})
         log.info('workers stopped')
       })()),
   }

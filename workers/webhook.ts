@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis'
 import type { Config } from '../src/config.ts'
 import type { Instances } from '../src/instances.ts'
 import type { Log } from '../src/log.ts'
-import { JOB, batchKey, type ConversationRef, type DeliveryJobData, type WebhookJobData } from '../src/queue/names.ts'
+import { JOB, batchKey, destinationId, type ConversationRef, type DeliveryJobData, type WebhookJobData } from '../src/queue/names.ts'
 import type { Queues } from '../src/queue/queues.ts'
 import { matchRoutes, routableEvent } from './routes.ts'
 
@@ -45,9 +45,9 @@ export function createWebhookProcessor(deps: WebhookDeps) {
     // or dead destination never delays or re-sends another.
     const jobs = await Promise.all(
       matched.map(async (route) => {
-        const { debounceMs, maxAttempts } = routes[route]!.destination
+        const { debounceMs, maxAttempts, url } = routes[route]!.destination
         const opts: JobsOptions = { jobId: `${job.id}.r${route}`, attempts: maxAttempts ?? config.workers.deliveryAttempts }
-        const data: DeliveryJobData = { instanceId, route, event, body, conversation }
+        const data: DeliveryJobData = { instanceId, route, destination: destinationId(url), event, body, conversation }
         if (!debounceMs || !conversation) return { name: JOB.delivery, data, opts }
         const batch = batchId(instanceId, route, conversation)
         // Entries carry the event's job id, so one batch never holds an event twice (a retried webhook job pushes again).

@@ -7,10 +7,15 @@ import type { Instances } from '../instances.ts'
 import type { Log } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import type { Enqueuer } from '../queue/enqueue.ts'
+import type { Queues } from '../queue/queues.ts'
+import type { ReloadReport } from '../supervisor-link.ts'
+import { adminRoutes } from './admin.ts'
 import type { ClientIp } from './client-ip.ts'
 import { docsRoutes } from './docs.ts'
 import { healthRoutes } from './health.ts'
+import { queueDashboard } from './queue-dashboard.ts'
 import { requestContext, requestIdOf } from './request-context.ts'
+import { requestMetrics } from './request-metrics.ts'
 import { webhookRoutes } from './webhook.ts'
 
 export interface AppDeps {
@@ -23,12 +28,23 @@ export interface AppDeps {
   metrics: Metrics
   /** The commands connection; /health reads its state without a round trip. */
   redis: Redis
+  queues: Queues
+  operations: Operations
+}
+
+/** What an API process does for the whole host when it runs under `hookgate start`, or for itself alone. */
+export interface Operations {
+  /** Prometheus text: the sum over this host's processes under the supervisor, else this process's own. */
+  metricsText(): Promise<string>
+  /** Re-reads the instances file in every process of the host (or this one alone); one report per process. */
+  reloadInstances(): Promise<ReloadReport[]>
 }
 
 /** The whole HTTP surface, built from deps; never listens (tests call `app.handle`). */
 export function createApp(deps: AppDeps) {
   const { log, limiter, clientIp } = deps
   return new Elysia({ name: 'hookgate' })
+    .use(deps.config.metrics.enabled ? requestMetrics(deps.metrics) : new Elysia())
     .error({ HookgateError })
     .onRequest(async function limitByIp(context) {
       const { request, server, set } = context
@@ -56,15 +72,20 @@ export function createApp(deps: AppDeps) {
     .use(healthRoutes(deps))
     .use(docsRoutes())
     .use(webhookRoutes(deps))
+    .use(adminRoutes(deps))
+    .use(queueDashboard(deps.queues))
 }
 
 const WEBHOOK_ROUTE = /^\/webhook\/chatwoot(\/[^/]+)?\/?$/
 
-/** The webhook routes limit after authentication, themselves; health and metrics are never limited. */
+/**
+ * The webhook and admin routes limit themselves, after authentication (a failure costs the IP a token); health and
+ * metrics are never limited.
+ */
 function routeClassOf(method: string, path: string): RouteClass | undefined {
-  if (path === '/health' || path === '/metrics') return undefined
+  if (path === '/health' || path === '/metrics' || path.startsWith('/admin')) return undefined
   if (method === 'POST' && WEBHOOK_ROUTE.test(path)) return undefined
-  return path.startsWith('/admin') ? 'admin' : 'other'
+  return 'other'
 }
 
 function toHookgateError(code: string | number, error: unknown): HookgateError | undefined {

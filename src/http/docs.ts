@@ -32,7 +32,12 @@ export function docsRoutes() {
           },
           tags: [
             { name: 'webhooks', description: 'Where Chatwoot sends its events' },
-            { name: 'operations', description: 'Health and documentation' },
+            { name: 'operations', description: 'Health, metrics and documentation' },
+            {
+              name: 'admin',
+              description:
+                'For operators, with ADMIN_TOKEN as a Bearer token (403 while it is unset). The queue dashboard is at /admin/queues (a browser page; Basic auth with the token as password).',
+            },
           ],
           components: {
             securitySchemes: {
@@ -46,6 +51,7 @@ export function docsRoutes() {
               queryToken: { type: 'apiKey', in: 'query', name: 'token', description: 'One of the instance\'s tokens.' },
               bearerToken: { type: 'http', scheme: 'bearer', description: 'One of the instance\'s tokens.' },
               apiAccessToken: { type: 'apiKey', in: 'header', name: 'api_access_token', description: 'One of the instance\'s tokens.' },
+              adminToken: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN.' },
             },
           },
         },

@@ -9,15 +9,16 @@ const Health = t.Object({
 })
 
 /** Liveness for load balancers (no Redis round trip, 200 even when Redis is down) and metrics; neither is rate limited. */
-export function healthRoutes(deps: Pick<AppDeps, 'redis' | 'metrics'>) {
+export function healthRoutes(deps: Pick<AppDeps, 'config' | 'redis' | 'metrics' | 'operations'>) {
   const startedAt = performance.now()
-  const { registry } = deps.metrics
+  const { contentType } = deps.metrics.registry
+  const metrics = new Elysia({ name: 'metrics' }).get(
+    '/metrics',
+    async () => new Response(await deps.operations.metricsText(), { headers: { 'content-type': contentType } }),
+    { detail: { tags: ['operations'], summary: 'Prometheus metrics: the sum over every process of this host under `hookgate start`' } },
+  )
   return new Elysia({ name: 'health' })
-    .get(
-      '/metrics',
-      async () => new Response(await registry.metrics(), { headers: { 'content-type': registry.contentType } }),
-      { detail: { tags: ['operations'], summary: 'Prometheus metrics of this process' } },
-    )
+    .use(deps.config.metrics.enabled ? metrics : new Elysia())
     .get(
     '/health',
     () => ({

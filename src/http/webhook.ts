@@ -3,6 +3,7 @@ import { InvalidRequest, PayloadTooLarge, UnsupportedMediaType } from '../errors
 import { credentialsFrom, dedupeKey, parseEvent, verifyChatwoot, type ChatwootEvent } from '../ingest/chatwoot.ts'
 import { rateLimitHeaders, type LimitResult } from '../ingest/ratelimit.ts'
 import type { Instance } from '../instances.ts'
+import { eventLabel } from '../metrics.ts'
 import type { EnqueueResult } from '../queue/enqueue.ts'
 import type { AppDeps } from './app.ts'
 import type { PeerSource } from './client-ip.ts'
@@ -103,6 +104,7 @@ export function webhookRoutes(deps: AppDeps) {
     )
     const shaped = delayMs > 0 && result.status === 'queued'
     if (shaped) metrics.shaped.inc({ instance: instance.id })
+    metrics.webhooks.inc({ outcome: result.status === 'queued' ? 'accepted' : 'deduplicated', instance: instance.id, event: eventLabel(event.event) })
     log.info(
       { reqId: requestId, instance: instance.id, event: event.event, jobId: result.jobId, delayMs, ms: elapsedMs(started) },
       result.status,

@@ -3,6 +3,7 @@ import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible'
 import { instanceRateLimit, type Config, type InstanceRateLimit } from '../config.ts'
 import { RateLimited } from '../errors.ts'
 import type { Instances } from '../instances.ts'
+import type { InstanceConfig } from '../instances-schema.ts'
 import { createOutageReporter, type Log, type OutageReporter } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import type { DedupeLock } from '../queue/enqueue.ts'
@@ -43,7 +44,7 @@ interface Deps {
 
 const DISABLED: Limiter = { takeForIp: async () => null, takeForInstance: async () => null }
 
-/** Every bucket is built here, once; a request only picks one and takes a token (one auto-pipelined round trip). */
+/** Every bucket is built here (an instance's on first use); a request only picks one and takes a token (one auto-pipelined round trip). */
 export function createLimiter(deps: Deps): Limiter {
   const { config, log, metrics } = deps
   if (!config.enabled) return DISABLED
@@ -61,12 +62,19 @@ export function createLimiter(deps: Deps): Limiter {
     other: { keyClass: 'ip_other' as const, ...bucket('ip-other', plain(config.ip)) },
     admin: { keyClass: 'ip_admin' as const, ...bucket('ip-admin', plain(config.admin)) },
   }
-  const instanceBuckets = new Map(
-    deps.instances.list().map((instance) => {
-      const limit = instanceRateLimit(config.instance, instance.config)
-      return [instance.id, bucket(`instance:${instance.id}`, shaping(limit, config.maxShapeDelayMs))]
-    }),
-  )
+  // Keyed by the instance's config object: a reload that changes an instance's limit gets a new bucket object (its
+  // state in Redis carries on under the same key).
+  const instanceBuckets = new WeakMap<InstanceConfig, ReturnType<typeof bucket>>()
+  function instanceBucket(instanceId: string) {
+    const instance = deps.instances.get(instanceId)
+    if (!instance) return undefined
+    let chosen = instanceBuckets.get(instance.config)
+    if (!chosen) {
+      chosen = bucket(`instance:${instance.id}`, shaping(instanceRateLimit(config.instance, instance.config), config.maxShapeDelayMs))
+      instanceBuckets.set(instance.config, chosen)
+    }
+    return chosen
+  }
 
   function take(
     chosen: ReturnType<typeof bucket>,
@@ -101,7 +109,7 @@ export function createLimiter(deps: Deps): Limiter {
       return take(chosen, keyOf(ip), chosen.keyClass, '')
     },
     takeForInstance(instanceId, ip, lock) {
-      const chosen = instanceBuckets.get(instanceId)
+      const chosen = instanceBucket(instanceId)
       return chosen ? take(chosen, keyOf(ip), 'instance', instanceId, lock && { lock }) : Promise.resolve(null)
     },
   }

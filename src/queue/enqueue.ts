@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import type { Config } from '../config.ts'
 import { Unavailable } from '../errors.ts'
 import type { Log } from '../log.ts'
+import type { Metrics } from '../metrics.ts'
 import { withReleaseLock, type WithReleaseLock } from '../redis.ts'
 import acquireScript from './dedupe-lock.lua' with { type: 'text' }
 import { JOB, dedupeLockKey, webhookJobKey, type WebhookJobData } from './names.ts'
@@ -40,8 +41,8 @@ interface LockCommands {
  * The first arrival of a dedupe key holds its lock (taken by the rate limit's script, or here: one round trip) and
  * adds the job with the key as its id (a second); a repeat while the lock lives or the job exists adds nothing.
  */
-export function createEnqueuer(deps: { config: Config['queue']; commands: Redis; queues: Queues; log: Log }): Enqueuer {
-  const { config, queues, log } = deps
+export function createEnqueuer(deps: { config: Config['queue']; commands: Redis; queues: Queues; log: Log; metrics: Metrics }): Enqueuer {
+  const { config, queues, log, metrics } = deps
   const commands = withReleaseLock(deps.commands) as WithReleaseLock & LockCommands
   commands.defineCommand('acquireDedupeLock', { numberOfKeys: 2, lua: acquireScript })
 
@@ -71,6 +72,7 @@ export function createEnqueuer(deps: { config: Config['queue']; commands: Redis;
 
     async enqueueWebhook(lock, data, delayMs = 0) {
       const locked = lock.locked ?? (await acquire(lock))
+      metrics.dedupeLocks.inc({ result: locked ? 'acquired' : 'held' })
       if (!locked) return { status: 'already_queued', jobId: lock.jobId }
       try {
         await queues.webhook.add(JOB.chatwootEvent, data, delayMs > 0 ? { jobId: lock.jobId, delay: delayMs } : { jobId: lock.jobId })

@@ -34,6 +34,8 @@ export interface DeliveryJobData {
   instanceId: string
   /** Index of the route in the instance's `routes`. */
   route: number
+  /** The route's destination URL when routed, without its query (which may hold a secret): what replays filter on. */
+  destination?: string
   event: string
   /** The event body exactly as Chatwoot sent it. */
   body: string
@@ -46,6 +48,12 @@ export interface DeliveryJobData {
   batch?: string
   /** How many batch entries `body` holds; they leave the batch once delivered. */
   batchTaken?: number
+}
+
+/** A destination's identity: its URL without the query, which may carry a secret and is not part of what it is. */
+export function destinationId(url: string): string {
+  const { origin, pathname } = new URL(url)
+  return origin + pathname
 }
 
 /** A Chatwoot conversation: `conversationId` is the per-account display id that webhooks carry. */

@@ -9,8 +9,12 @@ export interface Queues {
   delivery: Queue<DeliveryJobData, unknown, typeof JOB.delivery>
   chatwootNote: Queue<ChatwootNoteJobData, unknown, typeof JOB.chatwootNote>
   log: Queue<LogJobData, unknown, typeof JOB.log>
+  /** Jobs per queue name and state (waiting, active, delayed, failed): one Redis round trip per queue. */
+  depths(): Promise<Record<string, Record<(typeof DEPTH_STATES)[number], number>>>
   close(): Promise<void>
 }
+
+const DEPTH_STATES = ['waiting', 'active', 'delayed', 'failed'] as const
 
 /** Tries of a Chatwoot API call before its note is failed for good. */
 const CHATWOOT_NOTE_ATTEMPTS = 8
@@ -51,6 +55,10 @@ export function createQueues(deps: { config: Config['queue']; producer: Redis; l
     delivery,
     chatwootNote,
     log: log_,
+    depths: async () =>
+      Object.fromEntries(
+        await Promise.all(all.map(async (q) => [q.name, (await q.getJobCounts(...DEPTH_STATES)) as Record<(typeof DEPTH_STATES)[number], number>] as const)),
+      ),
     close: () => (closing ??= Promise.all(all.map((q) => q.close())).then(() => {})),
   }
 }

@@ -53,12 +53,26 @@ describe('/docs', () => {
       paths: Record<string, Record<string, { responses: Record<string, unknown>; security?: unknown[] }>>
       components: { securitySchemes: Record<string, unknown> }
     }
-    expect(Object.keys(doc.paths).sort()).toEqual(['/health', '/metrics', '/webhook/chatwoot', '/webhook/chatwoot/{instance}'])
+    expect(Object.keys(doc.paths).sort()).toEqual([
+      '/admin/events',
+      '/admin/instances',
+      '/admin/reload',
+      '/admin/replay',
+      '/health',
+      '/metrics',
+      '/webhook/chatwoot',
+      '/webhook/chatwoot/{instance}',
+    ])
     for (const path of ['/webhook/chatwoot', '/webhook/chatwoot/{instance}']) {
       const post = doc.paths[path]!.post!
       expect(Object.keys(post.responses).sort()).toEqual(['200', '202', '400', '401', '413', '415', '429', '503'])
       expect(post.security).toHaveLength(4)
     }
-    expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(['apiAccessToken', 'bearerToken', 'chatwootSignature', 'queryToken'])
+    for (const [path, method] of [['/admin/events', 'get'], ['/admin/instances', 'get'], ['/admin/reload', 'post'], ['/admin/replay', 'post']] as const) {
+      const operation = doc.paths[path]![method]!
+      expect(operation.security).toEqual([{ adminToken: [] }])
+      expect(Object.keys(operation.responses)).toEqual(expect.arrayContaining(['200', '401', '403', '429']))
+    }
+    expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(['adminToken', 'apiAccessToken', 'bearerToken', 'chatwootSignature', 'queryToken'])
   })
 })

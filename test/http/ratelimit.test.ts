@@ -83,10 +83,20 @@ describe('per client IP, for everything but authenticated webhooks', () => {
     expect(proxiedAnswers).toEqual([401, 401, 401, 401, 401])
   })
 
-  test('limits /admin lower, and never /health or /metrics', async () => {
-    const { base } = await gateway({ RATE_LIMIT_IP_BURST: '1', RATE_LIMIT_IP_PER_SECOND: '0.1', RATE_LIMIT_ADMIN_BURST: '1', RATE_LIMIT_ADMIN_PER_SECOND: '0.1' })
-    expect(await statuses([fetch(`${base}/admin/queues`)])).toEqual([404])
-    expect(await statuses([fetch(`${base}/admin/queues`)])).toEqual([429])
+  test('limits failed /admin attempts (never the operator with the token), and never /health or /metrics', async () => {
+    const adminToken = 'admin-token-0123456789'
+    const { base } = await gateway({
+      ADMIN_TOKEN: adminToken,
+      RATE_LIMIT_IP_BURST: '1',
+      RATE_LIMIT_IP_PER_SECOND: '0.1',
+      RATE_LIMIT_ADMIN_BURST: '1',
+      RATE_LIMIT_ADMIN_PER_SECOND: '0.1',
+    })
+    const wrong = { authorization: 'Bearer not-the-admin-token' }
+    expect(await statuses([fetch(`${base}/admin/instances`, { headers: wrong })])).toEqual([401])
+    expect(await statuses([fetch(`${base}/admin/instances`, { headers: wrong })])).toEqual([429])
+    const right = { authorization: `Bearer ${adminToken}` }
+    expect(await statuses(Array.from({ length: 5 }, () => fetch(`${base}/admin/instances`, { headers: right })))).toEqual(Array(5).fill(200))
     // Not a webhook route, though under /webhook: limited per IP like any other (the class's one token, then 429).
     expect((await fetch(`${base}/webhook/chatwoot/acme`)).status).toBe(404)
     expect((await fetch(`${base}/webhook/chatwoot/acme/extra`, { method: 'POST' })).status).toBe(429)

@@ -1,0 +1,88 @@
+import type { Job } from 'bullmq'
+import type { DeliveryJobData } from '../queue/names.ts'
+import type { Queues } from '../queue/queues.ts'
+
+/** Which failed deliveries to send again; every given field must match. */
+export interface ReplayFilter {
+  instance?: string
+  /** A destination's URL (without its query) or its host. */
+  destination?: string
+  /** Failed at or after / before, ms since the epoch. */
+  since?: number
+  until?: number
+  jobIds?: string[]
+  /** Only say what would be replayed. */
+  dryRun?: boolean
+}
+
+export interface ReplayResult {
+  /** Failed deliveries that matched. */
+  matched: number
+  /** Moved back to waiting, with their tries reset (on a dry run: would be). */
+  replayed: string[]
+  /** Asked for by id but not failed (delivered, replayed already, gone): replaying them again changes nothing. */
+  skipped: { id: string; reason: string }[]
+  /** The failed set holds more than one call looks at (MAX_REPLAY_SCAN): call again once these are replayed. */
+  more: boolean
+}
+
+/** One call looks at this many failed deliveries at most. */
+export const MAX_REPLAY_SCAN = 10_000
+const PAGE = 500
+
+/**
+ * Sends failed deliveries round again (POST /admin/replay, `hookgate replay`). Idempotent: only a job in the failed set
+ * moves (BullMQ checks its state atomically), so a second identical replay finds nothing to do, and a delivery that
+ * did reach its destination never goes twice (its delivered marker).
+ */
+export async function replayFailedDeliveries(queues: Pick<Queues, 'delivery'>, filter: ReplayFilter): Promise<ReplayResult> {
+  const result: ReplayResult = { matched: 0, replayed: [], skipped: [], more: false }
+  const candidates = filter.jobIds ? await jobsById(queues, filter.jobIds, result) : await failedJobs(queues, result)
+  for (const job of candidates.filter((job) => matches(job, filter))) {
+    result.matched++
+    try {
+      if (!filter.dryRun) await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true })
+      result.replayed.push(job.id!)
+    } catch (error) {
+      // Another replay, or the retention trim, moved it first.
+      result.skipped.push({ id: job.id!, reason: (error as Error).message })
+    }
+  }
+  return result
+}
+
+async function jobsById(queues: Pick<Queues, 'delivery'>, ids: string[], result: ReplayResult): Promise<Job<DeliveryJobData>[]> {
+  const found: Job<DeliveryJobData>[] = []
+  for (const id of new Set(ids)) {
+    const job = await queues.delivery.getJob(id)
+    const state = job ? await job.getState() : 'gone'
+    if (job && state === 'failed') found.push(job)
+    else result.skipped.push({ id, reason: `not failed (${state})` })
+  }
+  return found
+}
+
+/** The failed set, newest first, up to MAX_REPLAY_SCAN jobs. */
+async function failedJobs(queues: Pick<Queues, 'delivery'>, result: ReplayResult): Promise<Job<DeliveryJobData>[]> {
+  const jobs: Job<DeliveryJobData>[] = []
+  for (let start = 0; start < MAX_REPLAY_SCAN; start += PAGE) {
+    const page = (await queues.delivery.getFailed(start, start + PAGE - 1)).filter(Boolean) as Job<DeliveryJobData>[]
+    jobs.push(...page)
+    if (page.length < PAGE) return jobs
+  }
+  result.more = (await queues.delivery.getFailedCount()) > MAX_REPLAY_SCAN
+  return jobs
+}
+
+function matches(job: Job<DeliveryJobData>, filter: ReplayFilter): boolean {
+  const { data } = job
+  if (filter.instance !== undefined && data.instanceId !== filter.instance) return false
+  if (filter.destination !== undefined) {
+    const wanted = filter.destination.replace(/\/+$/, '')
+    if (!data.destination || (data.destination !== wanted && new URL(data.destination).host !== wanted)) return false
+  }
+  const failedAt = job.finishedOn ?? 0
+  if (filter.since !== undefined && failedAt < filter.since) return false
+  if (filter.until !== undefined && failedAt >= filter.until) return false
+  return true
+}
