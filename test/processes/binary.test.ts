@@ -61,9 +61,10 @@ describe('the compiled binary, alone in a folder', () => {
     expect(await new Response(check.stdout).text()).toContain('redis: reachable')
   })
 
-  test('runs api (health, docs assets, webhooks) and health, the container health check', async () => {
+  test('runs api (health, docs assets, webhooks, metrics, the queue dashboard) and health, the container health check', async () => {
     const port = await freePort()
-    const api = run(['api'], { ...testEnv(redis), PORT: String(port), LOG_LEVEL: 'info' })
+    const adminToken = 'binary-admin-token-012345'
+    const api = run(['api'], { ...testEnv(redis), PORT: String(port), LOG_LEVEL: 'info', ADMIN_TOKEN: adminToken })
     await firstLine(api.stdout, /"msg":"api listening"/)
     const base = `http://127.0.0.1:${port}`
     expect(await (await fetch(`${base}/health`)).json()).toMatchObject({ status: 'ok', redis: 'up' })
@@ -74,6 +75,15 @@ describe('the compiled binary, alone in a folder', () => {
       body: toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: 123_456 })),
     })
     expect(accepted.status).toBe(202)
+    expect(await (await fetch(`${base}/metrics`)).text()).toContain('hookgate_webhooks_total{outcome="accepted",instance="acme",event="message_created"} 1')
+    const admin = { headers: { authorization: `Bearer ${adminToken}` } }
+    const dashboard = await (await fetch(`${base}/admin/queues`, admin)).text()
+    const script = /src="(static\/js\/main\.[0-9a-f]+\.js)"/.exec(dashboard)?.[1]
+    expect(script).toBeDefined()
+    const asset = await fetch(`${base}/admin/queues/${script}`, admin)
+    expect(asset.status).toBe(200)
+    expect((await asset.arrayBuffer()).byteLength).toBeGreaterThan(10_000)
+    expect(await (await fetch(`${base}/admin/queues/api/queues`, admin)).json()).toMatchObject({ queues: expect.arrayContaining([expect.objectContaining({ name: 'webhook' })]) })
     expect(await run(['health'], { ...testEnv(redis), PORT: String(port) }).exited).toBe(0)
     api.kill('SIGTERM')
     expect(await api.exited).toBe(0)

@@ -71,19 +71,22 @@ describe('/metrics under hookgate start with 2 API processes', () => {
     for (const state of ['waiting', 'active', 'delayed', 'failed']) {
       expect(samples.some((s) => s.name === 'hookgate_queue_jobs' && s.labels.queue === 'webhook' && s.labels.state === state)).toBe(true)
     }
-    expect(total(samples, 'hookgate_leader')).toBe(1)
     expect(total(samples, 'process_resident_memory_bytes')).toBeGreaterThan(0)
     expect(samples.some((s) => s.name === 'nodejs_eventloop_lag_seconds')).toBe(true)
   })
 
-  test('counts the workers\' jobs too', async () => {
-    // The worker routes each webhook (no routes here: nothing to deliver) and logs it.
+  test('counts the workers\' jobs too, and shows the fleet\'s leader', async () => {
+    // The worker routes each webhook (no routes here: nothing to deliver) and takes the leader lease.
     const deadline = Date.now() + 10_000
-    let routed = 0
-    while ((routed = total(await scrape(), 'hookgate_jobs_total', { queue: 'webhook', outcome: 'completed' })) < N && Date.now() < deadline) {
+    let samples = await scrape()
+    const settled = () => total(samples, 'hookgate_jobs_total', { queue: 'webhook', outcome: 'completed' }) >= N && total(samples, 'hookgate_leader') === 1
+    while (!settled() && Date.now() < deadline) {
       await Bun.sleep(100) // nothing announces a scrape-worthy change: poll, bounded
+      samples = await scrape()
     }
-    expect(routed).toBe(N)
+    expect(total(samples, 'hookgate_jobs_total', { queue: 'webhook', outcome: 'completed' })).toBe(N)
+    expect(total(samples, 'hookgate_job_duration_seconds_count', { queue: 'webhook' })).toBe(N)
+    expect(total(samples, 'hookgate_leader')).toBe(1)
   })
 
   test('still reports N after an API process is killed and restarted', async () => {
