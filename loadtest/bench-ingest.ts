@@ -4,6 +4,7 @@
  * the order rotated each round so drift hits all alike.
  *
  *   bun loadtest/bench-ingest.ts [--rounds 3] [--duration 10] [--connections 64] [--threads 2] [--api-processes 1,2]
+ *                                [--metrics-cost]
  *
  * Needs redis-server and wrk on PATH (apt-get install redis-server wrk). Every request is a realistic ~2.6 KB
  * Chatwoot message_created with a new message id, so each one takes the full path: auth, parse, lock, enqueue.
@@ -26,6 +27,8 @@ const { values: args } = parseArgs({
     threads: { type: 'string', default: '2' },
     /** e.g. 1,2: compare `hookgate start` with that many API processes instead (no workers, limits high). */
     'api-processes': { type: 'string' },
+    /** Compare one API process with metrics on and off (METRICS_ENABLED), rate limiting on, limits high. */
+    'metrics-cost': { type: 'boolean' },
   },
 })
 const ROOT = join(import.meta.dir, '..')
@@ -69,21 +72,21 @@ const supervised = (port: number, processes: number): Target => ({
   command: ['bun', join(ROOT, 'src/main.ts'), 'start'],
   env: {
     PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redisUrl, HOOKGATE_CONFIG: instancesFile, LOG_LEVEL: 'info', HOOKGATE_DATA_DIR: work,
-    API_PROCESSES: String(processes), WORKER_PROCESSES: '0',
-    RATE_LIMIT_INSTANCE_PER_SECOND: HIGH, RATE_LIMIT_INSTANCE_BURST: HIGH, RATE_LIMIT_INSTANCE_CEILING_PER_SECOND: HIGH,
+    API_PROCESSES: String(processes), WORKER_PROCESSES: '0', ...HIGH_LIMITS,
   },
 })
-const targets = (port: number): Target[] =>
-  args['api-processes'] ? args['api-processes'].split(',').map((n) => supervised(port, Number(n))) : standard(port)
-const standard = (port: number): Target[] => [
-  { name: 'baseline (Bun.serve + SET NX + Queue.add)', command: ['bun', join(ROOT, 'loadtest/baseline-server.ts'), String(port), redisUrl], env: {}, path: '/' },
-  hookgate(port, 'hookgate api, rate limiting off', { RATE_LIMIT_ENABLED: 'false' }),
-  hookgate(port, 'hookgate api, rate limiting on', {
-    RATE_LIMIT_INSTANCE_PER_SECOND: HIGH,
-    RATE_LIMIT_INSTANCE_BURST: HIGH,
-    RATE_LIMIT_INSTANCE_CEILING_PER_SECOND: HIGH,
-  }),
-]
+const HIGH_LIMITS = { RATE_LIMIT_INSTANCE_PER_SECOND: HIGH, RATE_LIMIT_INSTANCE_BURST: HIGH, RATE_LIMIT_INSTANCE_CEILING_PER_SECOND: HIGH }
+const targets = (port: number): Target[] => {
+  if (args['api-processes']) return args['api-processes'].split(',').map((n) => supervised(port, Number(n)))
+  if (args['metrics-cost']) {
+    return [hookgate(port, 'hookgate api, metrics on', HIGH_LIMITS), hookgate(port, 'hookgate api, metrics off', { ...HIGH_LIMITS, METRICS_ENABLED: 'false' })]
+  }
+  return [
+    { name: 'baseline (Bun.serve + SET NX + Queue.add)', command: ['bun', join(ROOT, 'loadtest/baseline-server.ts'), String(port), redisUrl], env: {}, path: '/' },
+    hookgate(port, 'hookgate api, rate limiting off', { RATE_LIMIT_ENABLED: 'false' }),
+    hookgate(port, 'hookgate api, rate limiting on', HIGH_LIMITS),
+  ]
+}
 
 const results = new Map<string, Sample[]>()
 try {

@@ -90,8 +90,12 @@ export interface Config {
   /** Peers whose X-Forwarded-For / X-Real-IP are believed (TRUSTED_PROXIES, CIDRs; none by default). */
   trustedProxies: readonly string[]
   log: { level: LogLevel }
-  /** Prometheus metrics at /metrics and their per-request bookkeeping (METRICS_ENABLED, true). */
-  metrics: { enabled: boolean }
+  metrics: {
+    /** Prometheus metrics at /metrics and their per-request bookkeeping (METRICS_ENABLED, true). */
+    enabled: boolean
+    /** A `hookgate worker` run on its own serves its /metrics on this port (WORKER_METRICS_PORT; unset: none). */
+    workerPort: number | undefined
+  }
   /** Opens the admin API (/admin/*) to `Authorization: Bearer <ADMIN_TOKEN>`; unset, it answers 403 (ADMIN_TOKEN). */
   adminToken: string | undefined
   /** Where hookgate keeps local state: embedded Redis data, the default instance token (HOOKGATE_DATA_DIR). */
@@ -204,7 +208,10 @@ export function loadConfig(env: Env): Config {
     },
     trustedProxies: readTrustedProxies(env, problems),
     log: { level: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info') },
-    metrics: { enabled: read.bool('METRICS_ENABLED', true) },
+    metrics: {
+      enabled: read.bool('METRICS_ENABLED', true),
+      workerPort: env.WORKER_METRICS_PORT ? read.int('WORKER_METRICS_PORT', 0, 1, 65535) : undefined,
+    },
     adminToken: readAdminToken(env, problems),
     dataDir,
     instances,

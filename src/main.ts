@@ -1,11 +1,12 @@
 #!/usr/bin/env bun
+import { parseArgs } from 'node:util'
+import { replayFailedDeliveries, type ReplayFilter } from './admin/replay.ts'
 import { startApi } from './api.ts'
 import { ConfigError, loadConfig, type Config } from './config.ts'
 import { RedisServerMissing, freePort, startEmbeddedRedis } from './embedded-redis.ts'
-import { createLogger, type Log } from './log.ts'
-import { parseArgs } from 'node:util'
-import { replayFailedDeliveries, type ReplayFilter } from './admin/replay.ts'
 import { parseTime } from './http/admin.ts'
+import { createLogger, type Log } from './log.ts'
+import { serveMetrics } from './metrics.ts'
 import { createQueues } from './queue/queues.ts'
 import { atMost, createRedis, waitForReady } from './redis.ts'
 import { ensureConnectionsMigrate } from './reuseport.ts'
@@ -118,7 +119,11 @@ async function worker(config: Config, log: Log): Promise<number> {
   const signalled = shutdownSignal(log, config.processes.supervisorPid)
   const running = startWorkers(config, config.redis, log)
   process.on('SIGHUP', () => running.reload())
+  const { workerPort } = config.metrics
+  const metricsServer = workerPort && !running.supervised ? serveMetrics(running.registry, workerPort, config.http.host) : undefined
+  if (metricsServer) log.info({ port: metricsServer.port }, 'worker metrics listening')
   await signalled
+  await metricsServer?.stop()
   return stopCleanly(log, running)
 }
 

@@ -109,6 +109,18 @@ export function createMetrics(sources: { queueDepths?: () => Promise<Record<stri
 
 export type Metrics = ReturnType<typeof createMetrics>
 
+/** A `hookgate worker` run on its own (no supervisor to sum it): its registry at GET /metrics on `port`. */
+export function serveMetrics(registry: Registry, port: number, hostname: string) {
+  return Bun.serve({
+    port,
+    hostname,
+    async fetch(request) {
+      if (new URL(request.url).pathname !== '/metrics') return Response.json({ error: 'not_found', message: 'Only /metrics is served here.' }, { status: 404 })
+      return new Response(await registry.metrics(), { headers: { 'content-type': registry.contentType } })
+    },
+  })
+}
+
 /** Chatwoot's event names; anything else is counted as `other`, so a sender cannot grow the label set. */
 const CHATWOOT_EVENTS = new Set([
   'message_created',

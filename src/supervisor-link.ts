@@ -39,8 +39,7 @@ export function linkToSupervisor(deps: { registry: Registry; reload: () => Reloa
   if (!process.send || !process.env.HOOKGATE_SUPERVISOR_PID) return undefined
   const { registry, reload } = deps
   const send = (message: ToSupervisor) => process.send!(message)
-  const waiting = new Map<number, (value: unknown) => void>()
-  let nextId = 1
+  const requests = pendingRequests(ASK_TIMEOUT_MS)
 
   process.on('message', async (message: ToChild) => {
     switch (message.kind) {
@@ -49,24 +48,14 @@ export function linkToSupervisor(deps: { registry: Registry; reload: () => Reloa
       case 'reload':
         return send({ kind: 'answer', id: message.id, value: reload() })
       case 'answer':
-        waiting.get(message.id)?.(message.value)
-        waiting.delete(message.id)
+        return requests.answered(message.id, message.value)
     }
   })
 
-  function ask<T>(kind: 'fleet-metrics' | 'reload-all'): Promise<T> {
-    const id = nextId++
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        waiting.delete(id)
-        reject(new Error(`the supervisor did not answer ${kind} within ${ASK_TIMEOUT_MS} ms`))
-      }, ASK_TIMEOUT_MS)
-      waiting.set(id, (value) => {
-        clearTimeout(timer)
-        resolve(value as T)
-      })
-      send({ kind, id })
-    })
+  async function ask<T>(kind: 'fleet-metrics' | 'reload-all'): Promise<T> {
+    const answer = await requests.send<T>((id) => send({ kind, id }))
+    if (answer === undefined) throw new Error(`the supervisor did not answer ${kind} within ${ASK_TIMEOUT_MS} ms`)
+    return answer
   }
 
   const flush = async () => {
@@ -80,4 +69,35 @@ export function linkToSupervisor(deps: { registry: Registry; reload: () => Reloa
 async function countersOf(registry: Registry): Promise<MetricsJson> {
   const cumulative = registry.getMetricsAsArray().filter((metric) => metric instanceof Counter || metric instanceof Histogram)
   return (await Promise.all(cumulative.map((metric) => metric.get()))) as MetricsJson
+}
+
+/**
+ * Requests over an IPC channel, each with an id its answer carries back: `send` resolves with the answer, or with
+ * undefined when none comes within `timeoutMs` (or the channel is closed).
+ */
+export function pendingRequests(timeoutMs: number) {
+  const waiting = new Map<number, (value: unknown) => void>()
+  let nextId = 1
+  return {
+    send<T>(post: (id: number) => void): Promise<T | undefined> {
+      const id = nextId++
+      return new Promise((resolve) => {
+        const done = (value: unknown) => {
+          clearTimeout(timer)
+          waiting.delete(id)
+          resolve(value as T | undefined)
+        }
+        const timer = setTimeout(done, timeoutMs)
+        waiting.set(id, done)
+        try {
+          post(id)
+        } catch {
+          done(undefined) // the other side is exiting: it has no channel any more
+        }
+      })
+    },
+    answered(id: number, value: unknown) {
+      waiting.get(id)?.(value)
+    },
+  }
 }

@@ -3,7 +3,7 @@ import { Counter, Registry } from 'prom-client'
 import type { Config } from './config.ts'
 import { createFleetMetrics } from './fleet-metrics.ts'
 import type { Log } from './log.ts'
-import type { MetricsJson, ReloadReport, ToChild, ToSupervisor } from './supervisor-link.ts'
+import { pendingRequests, type MetricsJson, type ReloadReport, type ToChild, type ToSupervisor } from './supervisor-link.ts'
 
 export interface Supervisor {
   /** SIGTERM to every child, a wait for them (SHUTDOWN_TIMEOUT_MS and a little), then SIGKILL. Idempotent. */
@@ -42,33 +42,16 @@ export function startSupervisor(config: Config, env: Record<string, string | und
     registers: [registry],
   })
   const fleetMetrics = createFleetMetrics(registry)
-  const waiting = new Map<number, (value: unknown) => void>()
-  let nextId = 1
+  const requests = pendingRequests(CHILD_ANSWER_MS)
 
   /** Asks every live child and gathers the answers that come within CHILD_ANSWER_MS, by pid. */
   async function askChildren<T>(kind: 'collect-metrics' | 'reload'): Promise<Map<number, T>> {
     const answers = new Map<number, T>()
     await Promise.all(
-      [...children].map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            const id = nextId++
-            const timer = setTimeout(() => {
-              waiting.delete(id)
-              resolve()
-            }, CHILD_ANSWER_MS)
-            waiting.set(id, (value) => {
-              clearTimeout(timer)
-              answers.set(child.pid, value as T)
-              resolve()
-            })
-            try {
-              child.send({ kind, id } satisfies ToChild)
-            } catch {
-              // Exiting: it has no channel any more, and its counters are retired with it.
-            }
-          }),
-      ),
+      [...children].map(async (child) => {
+        const answer = await requests.send<T>((id) => child.send({ kind, id } satisfies ToChild))
+        if (answer !== undefined) answers.set(child.pid, answer)
+      }),
     )
     return answers
   }
@@ -84,9 +67,7 @@ export function startSupervisor(config: Config, env: Record<string, string | und
   async function onMessage(child: Subprocess, message: ToSupervisor) {
     switch (message.kind) {
       case 'answer':
-        waiting.get(message.id)?.(message.value)
-        waiting.delete(message.id)
-        return
+        return requests.answered(message.id, message.value)
       case 'counters':
         return fleetMetrics.update(child.pid, message.metrics)
       case 'fleet-metrics':

@@ -1,4 +1,5 @@
 import { Worker, type Job, type Processor } from 'bullmq'
+import type { Registry } from 'prom-client'
 import type { Config } from '../src/config.ts'
 import { createInstances, instancesReloader } from '../src/instances.ts'
 import type { Log } from '../src/log.ts'
@@ -24,6 +25,9 @@ export interface RunningWorkers {
   stop(): Promise<void>
   /** Re-reads the instances file in this process (SIGHUP); a bad file is refused and logged. */
   reload(): void
+  /** This process's metrics; under `hookgate start` the supervisor sums them with its other children's. */
+  registry: Registry
+  supervised: boolean
 }
 
 /** One worker process: a BullMQ Worker per queue, each with its concurrency, in this process (no sandboxes). */
@@ -90,6 +94,8 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
   let stopping: Promise<void> | undefined
   return {
     reload,
+    registry: metrics.registry,
+    supervised: supervisor !== undefined,
     stop: () =>
       (stopping ??= (async () => {
         await atMost(CLOSE_STEP_MS, leadership?.stop() ?? Promise.resolve())

@@ -1,10 +1,13 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Job, Queue, QueueEvents } from 'bullmq'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { freePort } from '../../src/embedded-redis.ts'
 import { QUEUE } from '../../src/queue/names.ts'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { ACME_TOKEN, testApp, testEnv, webhookRequest, type TestGateway } from '../helpers/deps.ts'
 import { startRecorder } from '../helpers/http-server.ts'
 import { spawnHookgate, type HookgateProcess } from '../helpers/process.ts'
+import { parsePrometheus, total } from '../helpers/prometheus.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
 
 let redis: TestRedis
@@ -101,6 +104,33 @@ describe('hookgate worker processes', () => {
     expect(await finished(id)).toMatchObject({ status: 'delivered' })
     expect(await exited).toBe(0)
     expect(child.output()).toContain('workers stopped')
+  })
+})
+
+describe('a worker run on its own', () => {
+  test('serves its metrics on WORKER_METRICS_PORT, and reloads its instances on SIGHUP, refusing a bad file', async () => {
+    const port = await freePort()
+    const child = spawnHookgate(['worker'], { ...env, LOG_LEVEL: 'info', WORKER_METRICS_PORT: String(port) })
+    running.push(child)
+    await child.waitFor(/"msg":"worker metrics listening"/)
+    const id = await send()
+    expect(await finished(id)).toMatchObject({ status: 'delivered' })
+    const metrics = await fetch(`http://127.0.0.1:${port}/metrics`)
+    expect(metrics.status).toBe(200)
+    const samples = parsePrometheus(await metrics.text())
+    expect(total(samples, 'hookgate_deliveries_total', { instance: 'acme', outcome: 'delivered' })).toBeGreaterThanOrEqual(1)
+    expect((await fetch(`http://127.0.0.1:${port}/other`)).status).toBe(404)
+
+    const file = env.HOOKGATE_CONFIG!
+    const good = readFileSync(file, 'utf8')
+    writeFileSync(file, '{"instances": []}')
+    child.proc.kill('SIGHUP')
+    expect(await child.waitFor(/"msg":"instances reload refused; the previous instances stay"/)).toContain('/instances')
+    writeFileSync(file, good)
+    child.proc.kill('SIGHUP')
+    await child.waitFor(/"instances":1,"msg":"instances reloaded"/)
+    expect(await finished(await send())).toMatchObject({ status: 'delivered' })
+    expect(await child.stop()).toBe(0)
   })
 })
 
