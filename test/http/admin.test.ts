@@ -8,6 +8,7 @@ import { startWorkers, type RunningWorkers } from '../../workers/runtime.ts'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { ACME_TOKEN, GLOBEX_TOKEN, logCapture, testApp, webhookRequest, type TestGateway } from '../helpers/deps.ts'
 import { startRecorder } from '../helpers/http-server.ts'
+import { jobOnceAdded } from '../helpers/jobs.ts'
 import { spawnHookgate } from '../helpers/process.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
 
@@ -77,12 +78,8 @@ async function deliver(conversation: number): Promise<{ id: string; failed: bool
   return { id, failed }
 }
 
-async function waitForJob(id: string): Promise<Job> {
-  for (;;) {
-    const job = await Job.fromId(deliveries, id)
-    if (job) return job
-    await new Promise<void>((resolve) => deliveryEvents.once('added', () => resolve()))
-  }
+function waitForJob(id: string): Promise<Job> {
+  return jobOnceAdded(deliveries, deliveryEvents, id)
 }
 
 describe('admin access', () => {

@@ -6,6 +6,7 @@ import { QUEUE } from '../../src/queue/names.ts'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { ACME_TOKEN, testApp, testEnv, webhookRequest, type TestGateway } from '../helpers/deps.ts'
 import { startRecorder } from '../helpers/http-server.ts'
+import { jobOnceAdded } from '../helpers/jobs.ts'
 import { spawnHookgate, type HookgateProcess } from '../helpers/process.ts'
 import { parsePrometheus, total } from '../helpers/prometheus.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
@@ -57,13 +58,7 @@ async function send(): Promise<string> {
 }
 
 async function finished(id: string) {
-  for (;;) {
-    // Listening before looking, so a job added in between is not missed.
-    const added = new Promise((resolve) => deliveryEvents.once('added', resolve))
-    const job = await Job.fromId(deliveries, id)
-    if (job) return job.waitUntilFinished(deliveryEvents)
-    await added
-  }
+  return (await jobOnceAdded(deliveries, deliveryEvents, id)).waitUntilFinished(deliveryEvents)
 }
 
 describe('hookgate worker processes', () => {
