@@ -1,0 +1,37 @@
+// @ts-check
+/**
+ * Throughput: RATE requests per second per replica × REPLICAS, arriving at a constant rate (open model: a slow answer
+ * does not slow the arrivals, so queueing shows in the latency), for DURATION. Every request is a realistic
+ * message_created with a message id never sent before. The SLO is the thresholds: p95 under 50 ms, under 0.1 %
+ * failed, over 99.9 % of checks passed.
+ *
+ *   k6 run -e BASE_URL=… -e TOKEN=… -e RATE=1000 -e REPLICAS=1 -e DURATION=2m loadtest/throughput.js
+ */
+import { sendNewMessage, setupFreshIds } from './lib/chatwoot.js'
+import { env, SLO_THRESHOLDS, TARGET_RATE } from './lib/config.js'
+import { summaryWriter, TREND_STATS } from './lib/summary.js'
+
+export var options = {
+  scenarios: {
+    throughput: {
+      executor: 'constant-arrival-rate',
+      rate: TARGET_RATE,
+      timeUnit: '1s',
+      duration: env('DURATION', '1m'),
+      // Enough VUs for the rate at 100 ms per answer, and headroom past that before iterations are dropped.
+      preAllocatedVUs: Math.max(10, Math.ceil(TARGET_RATE / 10)),
+      maxVUs: Math.max(50, TARGET_RATE),
+    },
+  },
+  summaryTrendStats: TREND_STATS,
+  thresholds: SLO_THRESHOLDS,
+}
+
+export var setup = setupFreshIds
+
+/** @param {{ base: number }} data */
+export default function (data) {
+  sendNewMessage(data.base)
+}
+
+export var handleSummary = summaryWriter('throughput')
