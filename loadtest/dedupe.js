@@ -4,18 +4,21 @@
  * event racing each other (each iteration sends all EVENTS at once). Exactly one answer per event may say "queued";
  * every other copy must be 200 "already_queued". The thresholds check it: queued_answers == EVENTS.
  *
- *   k6 run -e BASE_URL=… -e TOKEN=… -e EVENTS=50 -e VUS=10 -e REPEATS=3 loadtest/dedupe.js
+ *   k6 run -e BASE_URL=… -e TOKEN=… -e EVENTS=50 -e VUS=10 -e REPEATS=3 [-e PAUSE_SECONDS=1] loadtest/dedupe.js
  *
- * It sends about EVENTS × VUS requests a second: keep that under the instance's ceilingPerSecond (1000 by default).
+ * It sends about EVENTS × VUS requests every PAUSE_SECONDS: keep that under the instance's ceilingPerSecond (1000 by
+ * default), or the copies over it get 429 and count as unexpected.
  */
 import { check, sleep } from 'k6'
 import http from 'k6/http'
 import { Counter } from 'k6/metrics'
 import { answerOf, incomingMessage, setupFreshIds, toChatwootJson, webhookRequest } from './lib/chatwoot.js'
-import { envNumber } from './lib/config.js'
+import { env, envNumber } from './lib/config.js'
 import { summaryWriter, TREND_STATS } from './lib/summary.js'
 
 var EVENTS = envNumber('EVENTS', 50)
+/** Between a VU's rounds, so the default load (EVENTS × VUS a second) stays under an instance's default ceiling. */
+var PAUSE_SECONDS = Number(env('PAUSE_SECONDS', '1'))
 var queuedAnswers = new Counter('queued_answers')
 var unexpectedAnswers = new Counter('unexpected_answers')
 
@@ -50,7 +53,7 @@ export default function (data) {
       },
     })
   })
-  sleep(1)
+  sleep(PAUSE_SECONDS)
 }
 
 export var handleSummary = summaryWriter('dedupe')

@@ -27,7 +27,7 @@ export var options = {
       timeUnit: '1s',
       duration: DURATION,
       preAllocatedVUs: Math.max(10, Math.ceil(NOISY_RATE / 10)),
-      maxVUs: Math.max(50, NOISY_RATE),
+      maxVUs: Math.max(50, Math.ceil(NOISY_RATE / 4)),
     },
     quiet: {
       executor: 'constant-arrival-rate',

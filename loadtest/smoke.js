@@ -25,7 +25,8 @@ export var setup = setupFreshIds
 /** @param {{ base: number }} data */
 export default function (data) {
   FIXTURE_EVENTS.forEach(function (fixture, i) {
-    var body = toChatwootJson(withId(fixture.payload, uniqueId(data.base) * 100 + i))
+    // A new id per event and iteration: this VU's unique id, shifted far past any other VU's by the event's index.
+    var body = toChatwootJson(withId(fixture.payload, uniqueId(data.base) + i * 1e12))
     var tags = { event: fixture.name }
     var first = sendWebhook(body, { tags: tags })
     var queued = answerOf(first)

@@ -17,7 +17,7 @@ export var options = {
       timeUnit: '1s',
       duration: env('DURATION', '30m'),
       preAllocatedVUs: Math.max(10, Math.ceil(TARGET_RATE / 10)),
-      maxVUs: Math.max(50, TARGET_RATE),
+      maxVUs: Math.max(50, Math.ceil(TARGET_RATE / 4)),
     },
   },
   summaryTrendStats: TREND_STATS,

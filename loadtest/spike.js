@@ -18,7 +18,7 @@ export var options = {
       startRate: Math.max(1, Math.round(TARGET_RATE / 10)),
       timeUnit: '1s',
       preAllocatedVUs: Math.max(10, Math.ceil(PEAK / 20)),
-      maxVUs: Math.max(50, PEAK),
+      maxVUs: Math.max(50, Math.ceil(PEAK / 4)),
       stages: [
         { target: TARGET_RATE, duration: '30s' },
         { target: PEAK, duration: '20s' },
