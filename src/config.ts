@@ -60,7 +60,8 @@ export interface Config {
     /**
      * Jobs each worker process runs at once, per queue (WEBHOOK_WORKER_CONCURRENCY 50, DELIVERY_WORKER_CONCURRENCY 200,
      * CHATWOOT_NOTE_WORKER_CONCURRENCY 20). Deliveries wait on the network: measured with a destination answering in
-     * 100 ms, one worker delivered 96/s at 10, 435/s at 50 and 1311/s at 200 (loadtest/bench-workers.ts).
+     * 100 ms, one worker delivered 96/s at 10, 435/s at 50 and 1311/s at 200
+     * (`bun run bench -- --scenarios workers --destination-ms 100 --concurrency N`).
      */
     webhookConcurrency: number
     deliveryConcurrency: number

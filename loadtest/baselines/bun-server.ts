@@ -1,7 +1,7 @@
 /**
- * The baseline hookgate's API is measured against: a bare Bun.serve doing the same Redis work per webhook
- * (SET NX PX dedupe lock on an auto-pipelined connection, then BullMQ Queue.add with the key as job id on a plain one),
- * with no framework, auth, validation or logging. Run: bun loadtest/baseline-server.ts <port> <redis-url>
+ * Baseline (a), hookgate's overhead floor: a bare Bun.serve doing the same Redis work per webhook (SET NX PX dedupe
+ * lock on an auto-pipelined connection, then BullMQ Queue.add with the key as job id on a plain one), with no
+ * framework, auth, validation or logging. Run: bun loadtest/baselines/bun-server.ts <port> <redis-url>
  */
 import { Queue } from 'bullmq'
 import { Redis } from 'ioredis'

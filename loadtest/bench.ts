@@ -1,0 +1,354 @@
+/**
+ * The benchmark harness, `bun run bench` (`-- --quick` for a one-minute run). It starts its own Redis and measures, in
+ * one run on this machine:
+ *
+ *   peak     peak req/s (wrk, closed loop) of hookgate start with each API_PROCESSES, and of two baselines on the same
+ *            Redis: (a) bare Bun.serve doing only lock + Queue.add, our overhead floor; (b) Node + Express + SET NX +
+ *            Queue.add, what operators run today. Rounds rotate the order so drift hits all alike; medians are kept.
+ *   rate     latency at a fixed arrival rate (open loop, no coordinated omission) against hookgate, per second too
+ *            (charted), with every answer accounted for against the jobs in Redis.
+ *   workers  a webhook queue pre-filled with N events drained by `hookgate worker` into a local destination.
+ *   metrics  (not by default) peak req/s of one API process with METRICS_ENABLED on and off.
+ *
+ * Writes bench/results/<time>.json, .md (the tables) and -rate.svg (the chart). Needs redis-server, wrk and node.
+ *
+ *   bun run bench [-- --quick] [--rounds 3] [--seconds 10] [--api-processes 1,2] [--rate 1000] [--rate-seconds 20]
+ *                 [--events 20000] [--worker-processes 1] [--concurrency N] [--destination-ms 0]
+ *                 [--scenarios peak,rate,workers]
+ */
+import { Queue } from 'bullmq'
+import { Redis } from 'ioredis'
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { availableParallelism, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { freePort } from '../src/embedded-redis.ts'
+import { QUEUE } from '../src/queue/names.ts'
+import { chatwoot, toChatwootJson } from '../test/fixtures/chatwoot.ts'
+import { startRedis } from '../test/helpers/redis.ts'
+import { runArrivalRate, type ArrivalRateResult } from './harness/arrival-rate.ts'
+import { latencyChartSvg } from './harness/chart.ts'
+import { startServer } from './harness/processes.ts'
+import { median } from './harness/stats.ts'
+import { measureWorkers, type WorkerResult } from './harness/workers.ts'
+import { runWrk, type WrkResult } from './harness/wrk.ts'
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    seconds: { type: 'string' },
+    connections: { type: 'string', default: '64' },
+    threads: { type: 'string', default: '2' },
+    'api-processes': { type: 'string', default: '1,2' },
+    rate: { type: 'string', default: '1000' },
+    'rate-seconds': { type: 'string' },
+    events: { type: 'string' },
+    'worker-processes': { type: 'string', default: '1' },
+    concurrency: { type: 'string' },
+    'destination-ms': { type: 'string', default: '0' },
+    scenarios: { type: 'string', default: 'peak,rate,workers' },
+    out: { type: 'string', default: 'bench/results' },
+  },
+})
+const quick = args.quick!
+const settings = {
+  rounds: Number(args.rounds ?? (quick ? 1 : 3)),
+  seconds: Number(args.seconds ?? (quick ? 3 : 10)),
+  warmupSeconds: quick ? 1 : 2,
+  connections: Number(args.connections),
+  threads: Number(args.threads),
+  apiProcesses: args['api-processes']!.split(',').map(Number),
+  rate: Number(args.rate),
+  rateSeconds: Number(args['rate-seconds'] ?? (quick ? 5 : 20)),
+  events: Number(args.events ?? (quick ? 3000 : 20_000)),
+  workerProcesses: args['worker-processes']!.split(',').map(Number),
+  deliveryConcurrency: args.concurrency ? Number(args.concurrency) : undefined,
+  destinationMs: Number(args['destination-ms']),
+  scenarios: new Set(args.scenarios!.split(',')),
+}
+
+const ROOT = join(import.meta.dir, '..')
+const TOKEN = 'bench-token-0123456789abcdef'
+const HIGH = '1000000'
+/** A message id the wrk script and the arrival-rate client replace with a fresh one per request. */
+const PLACEHOLDER_ID = 424242424242
+const body = toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: PLACEHOLDER_ID }))
+/** The body around each place the id goes (the event's id, and its conversation's last message's). */
+const bodyParts = body.split(String(PLACEHOLDER_ID))
+const bodyWithId = (id: number) => bodyParts.join(String(id))
+
+const work = mkdtempSync(join(tmpdir(), 'hookgate-bench-'))
+const bodyFile = join(work, 'body.json')
+writeFileSync(bodyFile, body)
+const instancesFile = join(work, 'instances.json')
+writeFileSync(instancesFile, JSON.stringify({ instances: [{ id: 'bench', tokens: [TOKEN] }] }))
+
+interface Target {
+  name: string
+  kind: 'hookgate' | 'floor' | 'express'
+  /** Where its jobs go, to count them. */
+  prefix: string
+  start(port: number): ReturnType<typeof startServer>
+  path: string
+}
+
+const hookgate = (apiProcesses: number, extraEnv: Record<string, string> = {}, note = ''): Target => ({
+  name: `hookgate, API_PROCESSES=${apiProcesses}${note}`,
+  kind: 'hookgate',
+  prefix: '{hookgate}',
+  path: `/webhook/chatwoot/bench?token=${TOKEN}`,
+  start: (port) =>
+    startServer(
+      `hookgate API_PROCESSES=${apiProcesses}`,
+      ['bun', join(ROOT, 'src/main.ts'), 'start'],
+      {
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        REDIS_URL: redisUrl,
+        HOOKGATE_CONFIG: instancesFile,
+        HOOKGATE_DATA_DIR: work,
+        LOG_LEVEL: 'info',
+        API_PROCESSES: String(apiProcesses),
+        WORKER_PROCESSES: '0',
+        // Limits as high as they go, so nothing is shaped or refused: this measures the path, not the policy.
+        RATE_LIMIT_INSTANCE_PER_SECOND: HIGH,
+        RATE_LIMIT_INSTANCE_BURST: HIGH,
+        RATE_LIMIT_INSTANCE_CEILING_PER_SECOND: HIGH,
+        ...extraEnv,
+      },
+      `http://127.0.0.1:${port}/health`,
+    ),
+})
+const floor: Target = {
+  name: 'baseline (a): bare Bun.serve + SET NX + Queue.add',
+  kind: 'floor',
+  prefix: '{baseline}',
+  path: '/',
+  start: (port) => startServer('bun baseline', ['bun', join(ROOT, 'loadtest/baselines/bun-server.ts'), String(port), redisUrl], {}, `http://127.0.0.1:${port}/`),
+}
+const express: Target = {
+  name: 'baseline (b): Node + Express + SET NX + Queue.add',
+  kind: 'express',
+  prefix: '{express}',
+  path: '/webhook/chatwoot/bench',
+  start: (port) =>
+    startServer('express baseline', ['node', join(ROOT, 'loadtest/baselines/express-server.mjs'), String(port), redisUrl], {}, `http://127.0.0.1:${port}/health`),
+}
+
+interface PeakRun extends WrkResult {
+  accepted: number
+  jobs: number
+  lost: number
+}
+
+const redisServer = await startRedis()
+const redisUrl = redisServer.url
+const redis = new Redis(redisUrl)
+const startedAt = new Date()
+const began = performance.now()
+const results: {
+  peak?: { target: string; kind: Target['kind']; runs: PeakRun[]; median: PeakRun }[]
+  metrics?: Awaited<ReturnType<typeof peak>>
+  rate?: ArrivalRateResult & { target: string; accepted: number; jobs: number; lost: number; unanswered: number }
+  workers?: WorkerResult[]
+} = {}
+
+try {
+  if (settings.scenarios.has('peak')) results.peak = await peak([express, floor, ...settings.apiProcesses.map((n) => hookgate(n))])
+  if (settings.scenarios.has('metrics')) results.metrics = await peak([hookgate(1), hookgate(1, { METRICS_ENABLED: 'false' }, ', metrics off')])
+  if (settings.scenarios.has('rate')) results.rate = await fixedRate()
+  if (settings.scenarios.has('workers')) results.workers = await workers()
+  report()
+} finally {
+  redis.disconnect()
+  await redisServer.stop()
+}
+
+async function peak(targets: Target[]) {
+  const runs = new Map<Target, PeakRun[]>(targets.map((t) => [t, []]))
+  for (let round = 0; round < settings.rounds; round++) {
+    const order = [...targets.slice(round % targets.length), ...targets.slice(0, round % targets.length)]
+    for (const target of order) {
+      await redis.flushall()
+      const port = await freePort()
+      const server = await target.start(port)
+      try {
+        const url = `http://127.0.0.1:${port}${target.path}`
+        const wrk = { url, connections: settings.connections, threads: settings.threads, bodyFile }
+        await runWrk({ ...wrk, seconds: settings.warmupSeconds }) // JIT, connection pools
+        const before = await jobCount(target.prefix)
+        const result = await runWrk({ ...wrk, seconds: settings.seconds })
+        const jobs = (await settledJobCount(target.prefix)) - before
+        const accepted = result.requests - result.non2xx
+        // wrk stops counting at its deadline with up to one request per connection in flight: those may be queued
+        // unanswered (jobs > accepted); an answered request with no job would be a loss.
+        const run = { ...result, accepted, jobs, lost: Math.max(0, accepted - jobs) }
+        runs.get(target)!.push(run)
+        log(`peak round ${round + 1}, ${target.name}: ${result.rps} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, non-2xx ${result.non2xx}, accepted ${accepted}, jobs ${jobs}`)
+      } finally {
+        await server.stop()
+      }
+    }
+  }
+  return targets.map((target) => {
+    const all = runs.get(target)!
+    const mid = (pick: (r: PeakRun) => number) => median(all.map(pick))
+    return {
+      target: target.name,
+      kind: target.kind,
+      runs: all,
+      median: {
+        requests: mid((r) => r.requests),
+        rps: Math.round(mid((r) => r.rps)),
+        non2xx: all.reduce((n, r) => n + r.non2xx, 0),
+        socketErrors: all.reduce((n, r) => n + r.socketErrors, 0),
+        p50: mid((r) => r.p50),
+        p95: mid((r) => r.p95),
+        p99: mid((r) => r.p99),
+        max: mid((r) => r.max),
+        accepted: all.reduce((n, r) => n + r.accepted, 0),
+        jobs: all.reduce((n, r) => n + r.jobs, 0),
+        lost: all.reduce((n, r) => n + r.lost, 0),
+      },
+    }
+  })
+}
+
+async function fixedRate() {
+  const target = hookgate(Math.max(...settings.apiProcesses))
+  await redis.flushall()
+  const port = await freePort()
+  const server = await target.start(port)
+  try {
+    const url = `http://127.0.0.1:${port}${target.path}`
+    const firstId = 10_000_000_000
+    await runArrivalRate({ url, rate: settings.rate, seconds: 1, body: (i) => bodyWithId(firstId - 1_000_000 + i) }) // warm-up
+    const before = await jobCount(target.prefix)
+    const run = await runArrivalRate({ url, rate: settings.rate, seconds: settings.rateSeconds, body: (i) => bodyWithId(firstId + i) })
+    const jobs = (await settledJobCount(target.prefix)) - before
+    const accepted = run.statuses[202] ?? 0
+    log(`rate ${settings.rate}/s for ${settings.rateSeconds} s, ${target.name}: p50 ${run.latency.p50} ms, p95 ${run.latency.p95} ms, p99 ${run.latency.p99} ms, accepted ${accepted}/${run.sent}, jobs ${jobs}`)
+    return { ...run, target: target.name, accepted, jobs, lost: Math.max(0, accepted - jobs), unanswered: Math.max(0, jobs - accepted) }
+  } finally {
+    await server.stop()
+  }
+}
+
+async function workers() {
+  const all: WorkerResult[] = []
+  for (const workerProcesses of settings.workerProcesses) {
+    await redis.flushall()
+    const result = await measureWorkers({
+      redisUrl,
+      prefix: '{hookgate}',
+      work,
+      events: settings.events,
+      workerProcesses,
+      deliveryConcurrency: settings.deliveryConcurrency,
+      destinationMs: settings.destinationMs,
+    })
+    log(`workers ×${workerProcesses}: ${result.eventsPerSecond} events/s, end to end p50 ${result.endToEnd.p50} ms, p99 ${result.endToEnd.p99} ms, duplicates ${result.duplicates}`)
+    all.push(result)
+  }
+  return all
+}
+
+/** Jobs of a target's webhook queue, whatever their state. */
+async function jobCount(prefix: string): Promise<number> {
+  const queue = new Queue(QUEUE.webhook, { connection: redis, prefix })
+  try {
+    return Object.values(await queue.getJobCounts()).reduce((sum, n) => sum + n, 0)
+  } finally {
+    await queue.close()
+  }
+}
+
+/** The job count once requests still in the server (wrk's last ones) have been handled: stable for 200 ms. */
+async function settledJobCount(prefix: string): Promise<number> {
+  let last = -1
+  for (;;) {
+    const count = await jobCount(prefix)
+    if (count === last) return count
+    last = count
+    await Bun.sleep(200)
+  }
+}
+
+function report() {
+  const stamp = startedAt.toISOString().replace(/[:.]/g, '-')
+  mkdirSync(args.out!, { recursive: true })
+  const lines: string[] = [
+    `# hookgate benchmark, ${startedAt.toISOString()}`,
+    '',
+    `${availableParallelism()} CPUs, Bun ${Bun.version}, Node ${(Bun.spawnSync(['node', '--version']).stdout.toString() || '?').trim()}, one local redis-server; ` +
+      `load generator on the same machine. ${quick ? 'Quick run. ' : ''}Took ${Math.round((performance.now() - began) / 1000)} s.`,
+  ]
+  const peakTable = (rows: NonNullable<typeof results.peak>) => [
+    '| target | req/s | p50 ms | p95 ms | p99 ms | max ms | non-2xx | accepted | jobs in Redis | lost |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...rows.map(({ target, median: m }) => `| ${target} | ${m.rps} | ${m.p50} | ${m.p95} | ${m.p99} | ${m.max} | ${m.non2xx} | ${m.accepted} | ${m.jobs} | ${m.lost} |`),
+  ]
+  const wrkSettings = `wrk -t${settings.threads} -c${settings.connections} -d${settings.seconds}s, median of ${settings.rounds} round(s)`
+  if (results.peak) {
+    lines.push(
+      '',
+      `## Peak throughput (${wrkSettings})`,
+      '',
+      ...peakTable(results.peak),
+      '',
+      'accepted: 2xx answers over all rounds; jobs: jobs those runs left in the queue (may exceed accepted by the requests in flight when wrk stopped); lost: accepted with no job.',
+    )
+    const best = results.peak.filter((p) => p.kind === 'hookgate').sort((a, b) => b.median.rps - a.median.rps)[0]
+    const floorRps = results.peak.find((p) => p.kind === 'floor')!.median.rps
+    const expressRps = results.peak.find((p) => p.kind === 'express')!.median.rps
+    if (best) {
+      lines.push(
+        '',
+        `hookgate's peak (${best.target}): **${(best.median.rps / expressRps).toFixed(2)}×** the Express baseline, **${Math.round((best.median.rps / floorRps) * 100)} %** of the bare-Bun floor.`,
+      )
+    }
+  }
+  if (results.metrics) {
+    const [on, off] = results.metrics
+    lines.push('', `## Cost of metrics on the hot path (${wrkSettings})`, '', ...peakTable(results.metrics), '')
+    lines.push(`Metrics on: ${Math.round((on!.median.rps / off!.median.rps) * 1000) / 10} % of the throughput with them off.`)
+  }
+  if (results.rate) {
+    const r = results.rate
+    const chart = `${stamp}-rate.svg`
+    writeFileSync(join(args.out!, chart), latencyChartSvg(`${r.target}: ${r.rate} req/s for ${r.seconds} s, latency per second`, r.perSecond))
+    lines.push(
+      '',
+      `## Fixed arrival rate: ${r.rate} req/s for ${r.seconds} s (open loop; latency from when each request was due)`,
+      '',
+      '| target | sent | p50 ms | p95 ms | p99 ms | max ms | answers | accepted | jobs in Redis | lost | jobs never answered |',
+      '|---|---|---|---|---|---|---|---|---|---|---|',
+      `| ${r.target} | ${r.sent} | ${r.latency.p50} | ${r.latency.p95} | ${r.latency.p99} | ${r.latency.max} | ${Object.entries(r.statuses).map(([s, n]) => `${s === '0' ? 'no answer' : s}: ${n}`).join(', ')} | ${r.accepted} | ${r.jobs} | ${r.lost} | ${r.unanswered} |`,
+      '',
+      `![latency percentiles per second](${chart})`,
+    )
+  }
+  if (results.workers) {
+    lines.push(
+      '',
+      `## Workers: ${settings.events} queued events drained into a local destination answering 200 after ${settings.destinationMs} ms`,
+      '',
+      '| worker processes | delivery concurrency | events/s | seconds | accepted → delivered p50 ms | p95 ms | p99 ms | duplicates |',
+      '|---|---|---|---|---|---|---|---|',
+      ...results.workers.map(
+        (w) => `| ${w.workerProcesses} | ${w.deliveryConcurrency} | ${w.eventsPerSecond} | ${w.seconds} | ${w.endToEnd.p50} | ${w.endToEnd.p95} | ${w.endToEnd.p99} | ${w.duplicates} |`,
+      ),
+      '',
+      'The queue is filled first, so accepted → delivered is mostly the wait behind the backlog.',
+    )
+  }
+  const markdown = `${lines.join('\n')}\n`
+  writeFileSync(join(args.out!, `${stamp}.md`), markdown)
+  writeFileSync(join(args.out!, `${stamp}.json`), JSON.stringify({ startedAt, settings: { ...settings, scenarios: [...settings.scenarios] }, results }, null, 2))
+  console.log(`\n${markdown}\nwritten to ${join(args.out!, stamp)}.{md,json}`)
+}
+
+function log(line: string) {
+  console.error(`[${Math.round((performance.now() - began) / 1000)} s] ${line}`)
+}

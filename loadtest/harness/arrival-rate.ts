@@ -1,0 +1,67 @@
+import { latencies, type Latencies } from './stats.ts'
+
+export interface ArrivalRateResult {
+  rate: number
+  seconds: number
+  sent: number
+  /** Answers by status; 0 for a request that got no answer (connection error, timeout). */
+  statuses: Record<number, number>
+  latency: Latencies
+  /** Percentiles of each second of the run, for the chart. */
+  perSecond: (Latencies & { second: number })[]
+}
+
+/** A request that has not answered in this long counts as failed. */
+const TIMEOUT_MS = 10_000
+
+/**
+ * Latency at a fixed arrival rate (open loop, like k6's constant-arrival-rate): request i is due at start + i/rate and
+ * goes then, whether or not earlier ones have answered, and its latency counts from when it was due. So a gateway that
+ * stalls shows the stall in every request that waited, instead of the load generator quietly sending less
+ * (coordinated omission).
+ */
+export async function runArrivalRate(options: {
+  url: string
+  rate: number
+  seconds: number
+  body: (i: number) => string
+}): Promise<ArrivalRateResult> {
+  const { url, rate, seconds, body } = options
+  const total = Math.round(rate * seconds)
+  const latencyMs = new Float64Array(total)
+  const statusOf = new Uint16Array(total)
+  const pending: Promise<void>[] = []
+  const start = performance.now() + 50
+  for (let i = 0; i < total; ) {
+    const now = performance.now()
+    // Send everything that is due, then sleep until the next is.
+    for (; i < total && start + (i * 1000) / rate <= now; i++) {
+      const due = start + (i * 1000) / rate
+      const index = i
+      pending.push(
+        fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body(index), signal: AbortSignal.timeout(TIMEOUT_MS) })
+          .then(async (response) => {
+            await response.arrayBuffer()
+            statusOf[index] = response.status
+          })
+          .catch(() => {
+            statusOf[index] = 0
+          })
+          .finally(() => {
+            latencyMs[index] = performance.now() - due
+          }),
+      )
+    }
+    if (i < total) await Bun.sleep(Math.max(0, start + (i * 1000) / rate - performance.now()))
+  }
+  await Promise.all(pending)
+
+  const statuses: Record<number, number> = {}
+  for (const status of statusOf) statuses[status] = (statuses[status] ?? 0) + 1
+  const perSecond = Array.from({ length: Math.ceil(seconds) }, (_, second) => {
+    const from = Math.round(second * rate)
+    const to = Math.min(total, Math.round((second + 1) * rate))
+    return { second, ...latencies(Array.from(latencyMs.subarray(from, to))) }
+  })
+  return { rate, seconds, sent: total, statuses, latency: latencies(Array.from(latencyMs)), perSecond }
+}
