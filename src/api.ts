@@ -5,9 +5,13 @@ import { createLimiter } from './ingest/ratelimit.ts'
 import { createInstances, instancesReloader } from './instances.ts'
 import type { Log } from './log.ts'
 import { createMetrics } from './metrics.ts'
+import { createAcceptor } from './ingest/accept.ts'
 import { createEnqueuer } from './queue/enqueue.ts'
 import { createQueues } from './queue/queues.ts'
+import { createRedisBreaker } from './redis-breaker.ts'
 import { atMost, createRedis, waitForReady, type ConnectedRedisConfig } from './redis.ts'
+import { startReplayer } from './spool/replayer.ts'
+import { createSpool } from './spool/spool.ts'
 import { linkToSupervisor } from './supervisor-link.ts'
 
 export interface RunningApi {
@@ -36,9 +40,14 @@ export async function buildApi(config: Config, redisConfig: ConnectedRedisConfig
     reloadInstances: supervisor ? supervisor.reloadAll : async () => [reloadHere()],
   }
   const enqueuer = createEnqueuer({ config: config.queue, commands, queues, log, metrics })
-  const limiter = createLimiter({ config: config.rateLimit, keyPrefix: config.queue.prefix, redis: commands, instances, log, metrics })
+  const budgetMs = config.spool.redisBudgetMs
+  const breaker = createRedisBreaker({ redis: commands, budgetMs, log })
+  const spool = createSpool({ dir: config.spool.dir, maxBytes: config.spool.maxBytes, log })
+  const acceptor = createAcceptor({ enqueuer, spool, breaker, budgetMs })
+  const replayer = startReplayer({ spool, enqueuer, breaker, log })
+  const limiter = createLimiter({ config: config.rateLimit, keyPrefix: config.queue.prefix, redis: commands, instances, log, metrics, breaker, budgetMs })
   const clientIp = createClientIp(config.trustedProxies)
-  const app = createApp({ config, log, instances, enqueuer, limiter, clientIp, metrics, redis: commands, queues, operations })
+  const app = createApp({ config, log, instances, acceptor, limiter, clientIp, metrics, breaker, spool, queues, operations, redis: commands })
   return {
     app,
     producer,
@@ -47,6 +56,8 @@ export async function buildApi(config: Config, redisConfig: ConnectedRedisConfig
     /** This process alone: SIGHUP. */
     reload: reloadHere,
     async close() {
+      await atMost(2000, replayer.stop())
+      await spool.close()
       await supervisor?.flush().catch(() => {})
       await atMost(2000, queues.close())
       producer.disconnect()

@@ -101,6 +101,14 @@ export interface Config {
   adminToken: string | undefined
   /** Where hookgate keeps local state: embedded Redis data, the default instance token (HOOKGATE_DATA_DIR). */
   dataDir: string
+  spool: {
+    /** Where an API process keeps the events Redis could not take (SPOOL_DIR, <data dir>/spool). */
+    dir: string
+    /** The most one API process keeps there; past it, 503 with Retry-After (SPOOL_MAX_BYTES, 256 MiB). */
+    maxBytes: number
+    /** How long a webhook waits on Redis (each of its commands) before it is spooled (REDIS_ENQUEUE_BUDGET_MS, 250). */
+    redisBudgetMs: number
+  }
   instances: readonly InstanceConfig[]
   /** Where the instances came from: a file, or the generated `default` instance. */
   instancesSource: { kind: 'file'; path: string } | { kind: 'default' }
@@ -215,6 +223,11 @@ export function loadConfig(env: Env): Config {
     },
     adminToken: readAdminToken(env, problems),
     dataDir,
+    spool: {
+      dir: resolve(read.str('SPOOL_DIR', join(dataDir, 'spool'))),
+      maxBytes: read.int('SPOOL_MAX_BYTES', 256 * 1024 * 1024, 4096, 1024 ** 4),
+      redisBudgetMs: read.int('REDIS_ENQUEUE_BUDGET_MS', 250, 10, 60_000),
+    },
     instances,
     instancesSource: instancesPath ? { kind: 'file', path: resolve(instancesPath) } : { kind: 'default' },
   }

@@ -6,8 +6,10 @@ import { rateLimitHeaders, type Limiter, type RouteClass } from '../ingest/ratel
 import type { Instances } from '../instances.ts'
 import type { Log } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
-import type { Enqueuer } from '../queue/enqueue.ts'
+import type { Acceptor } from '../ingest/accept.ts'
 import type { Queues } from '../queue/queues.ts'
+import type { RedisBreaker } from '../redis-breaker.ts'
+import type { Spool } from '../spool/spool.ts'
 import type { ReloadReport } from '../supervisor-link.ts'
 import { adminRoutes } from './admin.ts'
 import type { ClientIp } from './client-ip.ts'
@@ -22,12 +24,15 @@ export interface AppDeps {
   config: Config
   log: Log
   instances: Instances
-  enqueuer: Enqueuer
+  acceptor: Acceptor
   limiter: Limiter
   clientIp: ClientIp
   metrics: Metrics
-  /** The commands connection; /health reads its state without a round trip. */
+  /** The commands connection: admin reads (event search). */
   redis: Redis
+  /** Whether Redis takes requests; /health says so without a round trip. */
+  breaker: RedisBreaker
+  spool: Spool
   queues: Queues
   operations: Operations
 }

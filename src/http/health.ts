@@ -3,13 +3,20 @@ import type { AppDeps } from './app.ts'
 
 const Health = t.Object({
   status: t.Literal('ok'),
-  redis: t.Union([t.Literal('up'), t.Literal('down')]),
+  redis: t.Union([t.Literal('up'), t.Literal('down')], { description: 'down: not connected, or too slow (its breaker is open); events are spooled' }),
+  spool: t.Object(
+    { pending: t.Integer({ description: 'Spooled events not yet moved into the queue' }), bytes: t.Integer() },
+    { description: 'This process\'s spool (SPOOL_DIR)' },
+  ),
   pid: t.Integer({ description: 'The process that answered: shows how connections spread over API processes' }),
   uptimeSeconds: t.Number(),
 })
 
-/** Liveness for load balancers (no Redis round trip, 200 even when Redis is down) and metrics; neither is rate limited. */
-export function healthRoutes(deps: Pick<AppDeps, 'config' | 'redis' | 'metrics' | 'operations'>) {
+/**
+ * Liveness for load balancers (no Redis round trip, 200 even when Redis is down: this process still accepts, into its
+ * spool) and metrics; neither is rate limited.
+ */
+export function healthRoutes(deps: Pick<AppDeps, 'config' | 'breaker' | 'spool' | 'metrics' | 'operations'>) {
   const startedAt = performance.now()
   const { contentType } = deps.metrics.registry
   const metrics = new Elysia({ name: 'metrics' }).get(
@@ -20,13 +27,17 @@ export function healthRoutes(deps: Pick<AppDeps, 'config' | 'redis' | 'metrics' 
   return new Elysia({ name: 'health' })
     .use(deps.config.metrics.enabled ? metrics : new Elysia())
     .get(
-    '/health',
-    () => ({
-      status: 'ok' as const,
-      redis: deps.redis.status === 'ready' ? ('up' as const) : ('down' as const),
-      pid: process.pid,
-      uptimeSeconds: Math.round((performance.now() - startedAt) / 1000),
-    }),
-    { response: { 200: Health }, detail: { tags: ['operations'], summary: 'Is this process alive, and does it reach Redis?' } },
-  )
+      '/health',
+      () => {
+        const { events, bytes } = deps.spool.pending()
+        return {
+          status: 'ok' as const,
+          redis: deps.breaker.state(),
+          spool: { pending: events, bytes },
+          pid: process.pid,
+          uptimeSeconds: Math.round((performance.now() - startedAt) / 1000),
+        }
+      },
+      { response: { 200: Health }, detail: { tags: ['operations'], summary: 'Is this process alive, and does it reach Redis?' } },
+    )
 }

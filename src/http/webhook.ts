@@ -4,7 +4,7 @@ import { credentialsFrom, dedupeKey, parseEvent, verifyChatwoot, type ChatwootEv
 import { rateLimitHeaders, type LimitResult } from '../ingest/ratelimit.ts'
 import type { Instance } from '../instances.ts'
 import { eventLabel } from '../metrics.ts'
-import type { EnqueueResult } from '../queue/enqueue.ts'
+import type { AcceptResult } from '../ingest/accept.ts'
 import type { AppDeps } from './app.ts'
 import type { PeerSource } from './client-ip.ts'
 import { requestContext } from './request-context.ts'
@@ -17,6 +17,13 @@ const Queued = t.Object(
     shaped: t.Optional(t.Literal(true, { description: 'Over the instance\'s rate: accepted, and its work delayed to keep the rate' })),
   },
   { description: 'First arrival: the event is queued' },
+)
+const Spooled = t.Object(
+  {
+    status: t.Literal('spooled'),
+    jobId: t.String({ description: 'The event\'s dedupe key' }),
+  },
+  { description: 'Redis is unavailable: the event is on this host\'s disk (fsynced) and is queued as soon as Redis is back' },
 )
 const AlreadyQueued = t.Object(
   { status: t.Literal('already_queued'), jobId: t.String() },
@@ -45,24 +52,24 @@ const documentation = {
 }
 
 const responses = {
-  202: Queued,
+  202: t.Union([Queued, Spooled]),
   200: AlreadyQueued,
   400: errorResponse('`invalid_json`: the body is not JSON; `invalid_event`: not an object, or no `event` name'),
   401: errorResponse('`unauthorized`: unknown instance, or no valid signature or token (the same answer for both)'),
   413: errorResponse('`payload_too_large`: the body is over MAX_BODY_BYTES'),
   415: errorResponse('`unsupported_media_type`: the body is not sent as application/json'),
   429: errorResponse('`rate_limited`: over the instance\'s ceiling (or its rate, with policy `reject`), or too many failed requests from this IP; see Retry-After'),
-  503: errorResponse('`unavailable`: the event could not be stored; send it again'),
+  503: errorResponse('`unavailable`: Redis is unavailable and the local spool is full or not writable; see Retry-After and send it again'),
 }
 
 interface Received {
-  result: { status: 'queued'; jobId: string; shaped?: true } | Extract<EnqueueResult, { status: 'already_queued' }>
+  result: { status: 'queued'; jobId: string; shaped?: true } | Exclude<AcceptResult, { status: 'queued' }>
   headers: Record<string, string>
 }
 
 /** POST /webhook/chatwoot/:instance, and POST /webhook/chatwoot with the instance in X-Chatwoot-Instance-Id. */
 export function webhookRoutes(deps: AppDeps) {
-  const { config, instances, enqueuer, limiter, clientIp, metrics, log } = deps
+  const { config, instances, acceptor, limiter, clientIp, metrics, log } = deps
   const { maxBodyBytes, signatureToleranceSeconds } = config.http
   const decoder = new TextDecoder()
 
@@ -94,17 +101,17 @@ export function webhookRoutes(deps: AppDeps) {
       throw error
     }
     const deliveryId = request.headers.get('x-chatwoot-delivery')
-    const lock = enqueuer.lockFor(dedupeKey(instance.id, event, raw))
+    const lock = acceptor.lockFor(dedupeKey(instance.id, event, raw))
     const limit = await limiter.takeForInstance(instance.id, ip, lock)
     const delayMs = limit?.delayMs ?? 0
-    const result = await enqueuer.enqueueWebhook(
+    const result = await acceptor.accept(
       lock,
       { instanceId: instance.id, event: event.event, body, deliveryId: deliveryId ?? undefined, receivedAt: Date.now() },
       delayMs,
     )
     const shaped = delayMs > 0 && result.status === 'queued'
     if (shaped) metrics.shaped.inc({ instance: instance.id })
-    metrics.webhooks.inc({ outcome: result.status === 'queued' ? 'accepted' : 'deduplicated', instance: instance.id, event: eventLabel(event.event) })
+    metrics.webhooks.inc({ outcome: OUTCOME[result.status], instance: instance.id, event: eventLabel(event.event) })
     log.info(
       { reqId: requestId, instance: instance.id, event: event.event, jobId: result.jobId, delayMs, ms: elapsedMs(started) },
       result.status,
@@ -115,7 +122,7 @@ export function webhookRoutes(deps: AppDeps) {
   async function answer(context: AnswerContext, instanceId: string): Promise<Received['result']> {
     const { result, headers } = await receive(context.request, context.server, instanceId, context.query, context.requestId)
     Object.assign(context.set.headers, headers)
-    context.set.status = result.status === 'queued' ? 202 : 200
+    context.set.status = result.status === 'already_queued' ? 200 : 202
     return result
   }
 
@@ -139,6 +146,9 @@ export function webhookRoutes(deps: AppDeps) {
 }
 
 type Query = Record<string, string | undefined>
+
+/** hookgate_webhooks_total's outcome label for each answer. */
+const OUTCOME = { queued: 'accepted', already_queued: 'deduplicated', spooled: 'spooled' } as const
 
 /** The part of a webhook route's Elysia context that answering needs. */
 interface AnswerContext {

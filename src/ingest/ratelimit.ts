@@ -6,6 +6,8 @@ import type { Instances } from '../instances.ts'
 import type { InstanceConfig } from '../instances-schema.ts'
 import { createOutageReporter, type Log, type OutageReporter } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
+import type { RedisBreaker } from '../redis-breaker.ts'
+import { atMost } from '../redis.ts'
 import type { DedupeLock } from '../queue/enqueue.ts'
 import { MemoryTokenBucket, type BucketParams } from './memory-bucket.ts'
 import tokenBucketScript from './token-bucket.lua' with { type: 'text' }
@@ -40,6 +42,10 @@ interface Deps {
   instances: Instances
   log: Log
   metrics: Metrics
+  /** Whether to try Redis at all, and told how each try went. */
+  breaker: RedisBreaker
+  /** How long a bucket waits for Redis before it decides in memory (REDIS_ENQUEUE_BUDGET_MS). */
+  budgetMs: number
 }
 
 const DISABLED: Limiter = { takeForIp: async () => null, takeForInstance: async () => null }
@@ -55,7 +61,10 @@ export function createLimiter(deps: Deps): Limiter {
     down: 'rate limiter: Redis unavailable; limiting per process in memory until it is back',
     up: 'rate limiter: Redis is back; limits are fleet-wide again',
   })
-  const bucket = (name: string, params: BucketParams) => ({ params, limiter: new RedisTokenBucket(redis, params, `${prefix}:${name}`, redisState) })
+  const bucket = (name: string, params: BucketParams) => ({
+    params,
+    limiter: new RedisTokenBucket(redis, params, `${prefix}:${name}`, redisState, deps.breaker, deps.budgetMs),
+  })
 
   const ipBuckets = {
     webhook: { keyClass: 'ip_webhook' as const, ...bucket('ip-webhook', plain(config.ip)) },
@@ -157,7 +166,8 @@ type BucketCommand = Redis & {
   takeToken(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<[number, number, number?]>
 }
 
-const NOT_READY = new Error('Redis connection is not ready')
+const REDIS_UNUSABLE = new Error('Redis is down, or too slow (its breaker is open)')
+const TOO_SLOW = new Error('Redis did not answer within REDIS_ENQUEUE_BUDGET_MS')
 
 /**
  * rate-limiter-flexible's Redis limiter with token-bucket.lua as its store call. Its `customIncrTtlLuaScript` would
@@ -174,6 +184,8 @@ class RedisTokenBucket extends RateLimiterRedis {
     readonly params: BucketParams,
     keyPrefix: string,
     private readonly redisState: OutageReporter,
+    private readonly breaker: RedisBreaker,
+    private readonly budgetMs: number,
   ) {
     super({
       storeClient: redis,
@@ -188,22 +200,29 @@ class RedisTokenBucket extends RateLimiterRedis {
 
   /** Called by the library for every consume (its signature: key, points, msDuration, forceExpire, options). */
   async _upsert(key: string, take: number, _msDuration?: number, _forceExpire?: boolean, options?: TakeOptions): Promise<[number, number]> {
-    if (this.redis.status !== 'ready') {
-      this.redisState.down(NOT_READY.message)
-      throw NOT_READY
+    if (!this.breaker.usable()) {
+      this.redisState.down(REDIS_UNUSABLE.message)
+      throw REDIS_UNUSABLE
     }
     const { capacity, ratePerSecond, ceilingPerSecond, maxDelayMs } = this.params
     const lock = options?.lock
-    try {
-      const [consumed, msBeforeNext, locked] = lock
-        ? await this.redis.takeToken(3, key, lock.key, lock.jobKey, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs, lock.ttlMs, lock.owner)
-        : await this.redis.takeToken(1, key, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs)
-      this.redisState.up()
-      if (lock && locked !== undefined) lock.locked = locked === 1
-      return [consumed, msBeforeNext]
-    } catch (error) {
-      this.redisState.down((error as Error).message)
-      throw error
+    // Past the budget the request goes on without Redis (this bucket in memory); a late answer changes nothing but
+    // may leave the lock taken for this request's owner, which its enqueue or its spooled replay takes again.
+    const answer = await atMost(
+      this.budgetMs,
+      lock
+        ? this.redis.takeToken(3, key, lock.key, lock.jobKey, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs, lock.ttlMs, lock.owner)
+        : this.redis.takeToken(1, key, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs),
+    )
+    if (!answer) {
+      this.breaker.failed()
+      this.redisState.down(TOO_SLOW.message)
+      throw TOO_SLOW
     }
+    this.breaker.succeeded()
+    this.redisState.up()
+    const [consumed, msBeforeNext, locked] = answer
+    if (lock && locked !== undefined) lock.locked = locked === 1
+    return [consumed, msBeforeNext]
   }
 }

@@ -28,7 +28,8 @@ export interface DedupeLock {
 }
 
 export interface Enqueuer {
-  lockFor(dedupeKey: string): DedupeLock
+  /** `owner`: a lock owner of its own, for a replay of a spooled event (which may still hold its lock); new by default. */
+  lockFor(dedupeKey: string, owner?: string): DedupeLock
   /** Queues the event unless it is queued already; `delayMs` holds it back that long (shaping). */
   enqueueWebhook(lock: DedupeLock, data: WebhookJobData, delayMs?: number): Promise<EnqueueResult>
 }
@@ -62,12 +63,12 @@ export function createEnqueuer(deps: { config: Config['queue']; commands: Redis;
   }
 
   return {
-    lockFor: (dedupeKey) => ({
+    lockFor: (dedupeKey, owner = randomUUID()) => ({
       jobId: dedupeKey,
       key: dedupeLockKey(config.prefix, dedupeKey),
       jobKey: webhookJobKey(config.prefix, dedupeKey),
       ttlMs: config.lockTtlMs,
-      owner: randomUUID(),
+      owner,
     }),
 
     async enqueueWebhook(lock, data, delayMs = 0) {

@@ -10,7 +10,7 @@ describe('/health', () => {
   test('says ok, redis up, which process and for how long', async () => {
     const response = await get('/health')
     expect(response.status).toBe(200)
-    expect(await response.json()).toEqual({ status: 'ok', redis: 'up', pid: process.pid, uptimeSeconds: expect.any(Number) })
+    expect(await response.json()).toEqual({ status: 'ok', redis: 'up', spool: { pending: 0, bytes: 0 }, pid: process.pid, uptimeSeconds: expect.any(Number) })
   })
 
   test('still answers 200 with redis down while Redis is away', async () => {

@@ -218,19 +218,35 @@ describe('refusals', () => {
     }
   })
 
-  test('503 unavailable when Redis cannot take the event, and a retry is queued once it can', async () => {
+  test('with Redis away, 202 spooled (health says so); once Redis is back the event reaches the queue, once', async () => {
     const body = freshMessage()
+    const health = async () => (await file.gateway.app.handle(new Request('http://localhost/health'))).json() as Promise<{ redis: string; spool: { pending: number } }>
     await file.redis.stop()
     try {
-      expect(await post(body)).toMatchObject({ status: 503, body: { error: 'unavailable' } })
+      const spooled = await post(body)
+      expect(spooled).toMatchObject({ status: 202, body: { status: 'spooled', jobId: expect.stringMatching(/^acme\.message_created\.m/) } })
+      expect(await post(body)).toMatchObject({ status: 202, body: { status: 'spooled' } }) // a repeat: harmless, deduped on replay
+      expect(await health()).toMatchObject({ redis: 'down', spool: { pending: 2 } })
     } finally {
       await file.redis.restart()
     }
     expect(await file.gateway.reconnected()).toBe(true)
-    const retried = await post(body)
-    expect(retried).toMatchObject({ status: 202, body: { status: 'queued' } })
+    await until(async () => (await health()).spool.pending === 0)
+    const jobId = ((await (await file.gateway.app.handle(webhookRequest(body))).json()) as { status: string; jobId: string })
+    expect(jobId.status).toBe('already_queued')
+    expect(await file.gateway.queue.getJob(jobId.jobId)).toBeDefined()
+    expect(file.gateway.logs.some((line) => line.includes('"events":2,"msg":"spooled events moved into the queue"'))).toBe(true)
   })
 })
+
+/** Polls a condition no event announces (the replayer's once-a-second pass), at most 10 s. */
+async function until(condition: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 10_000
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met within 10 s')
+    await Bun.sleep(50)
+  }
+}
 
 describe('logs', () => {
   test('carry request id, instance, event, job id and latency, and never a token or secret', async () => {

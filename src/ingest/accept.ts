@@ -1,0 +1,36 @@
+import type { DedupeLock, EnqueueResult, Enqueuer } from '../queue/enqueue.ts'
+import type { WebhookJobData } from '../queue/names.ts'
+import type { RedisBreaker } from '../redis-breaker.ts'
+import { atMost } from '../redis.ts'
+import type { Spool } from '../spool/spool.ts'
+
+export type AcceptResult = EnqueueResult | { status: 'spooled'; jobId: string }
+
+export interface Acceptor {
+  lockFor: Enqueuer['lockFor']
+  /**
+   * Queues the event in Redis or, when Redis is down, too slow (past the budget) or its breaker open, appends it to
+   * the spool: either way it will be processed. Throws SpoolFull or SpoolUnavailable (503) when neither can take it.
+   */
+  accept(lock: DedupeLock, data: WebhookJobData, delayMs: number): Promise<AcceptResult>
+}
+
+export function createAcceptor(deps: { enqueuer: Enqueuer; spool: Spool; breaker: RedisBreaker; budgetMs: number }): Acceptor {
+  const { enqueuer, spool, breaker, budgetMs } = deps
+  return {
+    lockFor: enqueuer.lockFor,
+    async accept(lock, data, delayMs) {
+      if (breaker.usable()) {
+        // A late answer after the budget is harmless: the job id dedupes it against the spooled copy's replay.
+        const queued = await atMost(budgetMs, enqueuer.enqueueWebhook(lock, data, delayMs))
+        if (queued) {
+          breaker.succeeded()
+          return queued
+        }
+        breaker.failed()
+      }
+      await spool.append({ jobId: lock.jobId, owner: lock.owner, data })
+      return { status: 'spooled', jobId: lock.jobId }
+    },
+  }
+}
