@@ -1,0 +1,145 @@
+import { Queue } from 'bullmq'
+import { freePort } from '../../src/embedded-redis.ts'
+import { QUEUE } from '../../src/queue/names.ts'
+import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
+import { ACME_TOKEN, testEnv } from '../helpers/deps.ts'
+import { startRecorder } from '../helpers/http-server.ts'
+import { spawnHookgate, type HookgateProcess } from '../helpers/process.ts'
+import type { TestRedis } from '../helpers/redis.ts'
+
+/**
+ * A whole gateway for fault tests: `hookgate start` (API and worker processes) on a test Redis, routing every
+ * message_created of instance `acme` to a local destination that records what it gets.
+ */
+export async function startFleet(redis: TestRedis, env: Record<string, string> = {}) {
+  const destination = await startRecorder()
+  const port = await freePort()
+  const instances = {
+    instances: [{ id: 'acme', tokens: [ACME_TOKEN], routes: [{ events: ['message_created'], destination: { url: `${destination.url}/bot`, timeoutMs: 2000, maxAttempts: 50 } }] }],
+  }
+  // Limits high: the load is far over an instance's default rate, and shaping would only delay what these tests check.
+  const limits = { RATE_LIMIT_INSTANCE_PER_SECOND: '100000', RATE_LIMIT_INSTANCE_BURST: '100000', RATE_LIMIT_INSTANCE_CEILING_PER_SECOND: '100000' }
+  const fleetEnv = testEnv(
+    redis,
+    { PORT: String(port), LOG_LEVEL: 'info', API_PROCESSES: '2', WORKER_PROCESSES: '1', DELIVERY_BACKOFF_MS: '50', JOB_LOCK_MS: '2000', ...limits, ...env },
+    instances,
+  )
+  const gateway = spawnHookgate(['start'], fleetEnv)
+  const apiProcesses = Number(fleetEnv.API_PROCESSES)
+  await gateway.waitFor(/"msg":"api listening"/, 15_000, apiProcesses)
+  await gateway.waitFor(/"msg":"workers started"/)
+  const base = `http://127.0.0.1:${port}`
+  const deliveries = new Queue(QUEUE.delivery, { connection: { url: redis.url }, prefix: fleetEnv.REDIS_KEY_PREFIX })
+
+  /** How many times each message id reached the destination (counted as they come, so checking costs nothing). */
+  const deliveredCounts = new Map<number, number>()
+  let counted = 0
+  const count = () => {
+    for (; counted < destination.requests.length; counted++) {
+      const id = (JSON.parse(destination.requests[counted]!.body) as { id: number }).id
+      deliveredCounts.set(id, (deliveredCounts.get(id) ?? 0) + 1)
+    }
+    return deliveredCounts
+  }
+
+  return {
+    base,
+    gateway: gateway as HookgateProcess,
+    destination,
+    env: fleetEnv,
+    /**
+     * Resolves once every id in `accepted` has reached the destination and the delivery queue has nothing left to
+     * run (so a late duplicate would have shown); returns the ids never delivered and those delivered more than once.
+     */
+    async settle(accepted: Set<number>, timeoutMs = 60_000): Promise<{ missing: number[]; duplicated: number[]; settledAt: number }> {
+      const allDelivered = async () => {
+        for (;;) {
+          const counts = count()
+          const missing = [...accepted].filter((id) => !counts.has(id)).length
+          if (missing === 0) return
+          await destination.received(destination.requests.length + missing)
+        }
+      }
+      await Promise.race([allDelivered(), Bun.sleep(timeoutMs)])
+      const settledAt = Date.now()
+      for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
+        const counts = await deliveries.getJobCounts('waiting', 'active', 'delayed', 'prioritized')
+        if (Object.values(counts).every((n) => n === 0)) break
+        await Bun.sleep(100) // nothing announces an empty queue across processes: poll, bounded
+      }
+      const counts = count()
+      return {
+        missing: [...accepted].filter((id) => !counts.has(id)),
+        duplicated: [...counts].filter(([, n]) => n > 1).map(([id]) => id),
+        settledAt,
+      }
+    },
+    async stop() {
+      await gateway.stop('SIGKILL')
+      await deliveries.close()
+      destination.stop()
+    },
+  }
+}
+
+export interface LoadReport {
+  sent: number
+  /** Answers by status (0: no answer). */
+  statuses: Record<number, number>
+  /** Message ids answered 2xx: the gateway promised to process them. */
+  accepted: Set<number>
+  spooled: number
+  /** Answer times, ms, with when each request was sent. */
+  timings: { at: number; ms: number; status: number }[]
+}
+
+/**
+ * Steady load from `concurrency` clients, each sending new message_created events one after another over fresh
+ * connections (so every API process gets some), recording every answer.
+ */
+export function startLoad(base: string, concurrency = 6, firstId = 5_000_000) {
+  let stopped = false
+  let nextId = firstId
+  const report: LoadReport = { sent: 0, statuses: {}, accepted: new Set(), spooled: 0, timings: [] }
+  const waiters: { count: number; resolve: () => void }[] = []
+  const client = async () => {
+    while (!stopped) {
+      const id = nextId++
+      const at = Date.now()
+      report.sent++
+      const answer = await fetch(`${base}/webhook/chatwoot/acme?token=${ACME_TOKEN}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', connection: 'close' },
+        body: toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: id })),
+        keepalive: false,
+        signal: AbortSignal.timeout(10_000),
+      }).then(
+        async (response) => ({ status: response.status, body: (await response.json().catch(() => ({}))) as { status?: string } }),
+        () => ({ status: 0, body: {} as { status?: string } }),
+      )
+      report.statuses[answer.status] = (report.statuses[answer.status] ?? 0) + 1
+      report.timings.push({ at, ms: Date.now() - at, status: answer.status })
+      if (answer.status >= 200 && answer.status < 300) report.accepted.add(id)
+      if (answer.body.status === 'spooled') report.spooled++
+      const answered = report.timings.length
+      for (const waiter of waiters.filter((w) => answered >= w.count)) {
+        waiters.splice(waiters.indexOf(waiter), 1)
+        waiter.resolve()
+      }
+    }
+  }
+  const clients = Array.from({ length: concurrency }, client)
+  return {
+    report,
+    /** Resolves once `more` further answers have come back. */
+    answered(more: number): Promise<void> {
+      const count = report.timings.length + more
+      return new Promise((resolve) => waiters.push({ count, resolve }))
+    },
+    async stop(): Promise<LoadReport> {
+      stopped = true
+      await Promise.all(clients)
+      return report
+    },
+  }
+}
