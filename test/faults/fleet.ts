@@ -11,11 +11,12 @@ import type { TestRedis } from '../helpers/redis.ts'
  * A whole gateway for fault tests: `hookgate start` (API and worker processes) on a test Redis, routing every
  * message_created of instance `acme` to a local destination that records what it gets.
  */
-export async function startFleet(redis: TestRedis, env: Record<string, string> = {}) {
+export async function startFleet(redis: TestRedis, env: Record<string, string> = {}, routeTo = (recorderUrl: string) => recorderUrl) {
   const destination = await startRecorder()
   const port = await freePort()
+  const url = `${routeTo(destination.url)}/bot`
   const instances = {
-    instances: [{ id: 'acme', tokens: [ACME_TOKEN], routes: [{ events: ['message_created'], destination: { url: `${destination.url}/bot`, timeoutMs: 2000, maxAttempts: 50 } }] }],
+    instances: [{ id: 'acme', tokens: [ACME_TOKEN], routes: [{ events: ['message_created'], destination: { url, timeoutMs: 2000, maxAttempts: 50 } }] }],
   }
   // Limits high: the load is far over an instance's default rate, and shaping would only delay what these tests check.
   const limits = { RATE_LIMIT_INSTANCE_PER_SECOND: '100000', RATE_LIMIT_INSTANCE_BURST: '100000', RATE_LIMIT_INSTANCE_CEILING_PER_SECOND: '100000' }
@@ -24,19 +25,24 @@ export async function startFleet(redis: TestRedis, env: Record<string, string> =
     { PORT: String(port), LOG_LEVEL: 'info', API_PROCESSES: '2', WORKER_PROCESSES: '1', DELIVERY_BACKOFF_MS: '50', JOB_LOCK_MS: '2000', ...limits, ...env },
     instances,
   )
-  const gateway = spawnHookgate(['start'], fleetEnv)
-  const apiProcesses = Number(fleetEnv.API_PROCESSES)
-  await gateway.waitFor(/"msg":"api listening"/, 15_000, apiProcesses)
-  await gateway.waitFor(/"msg":"workers started"/)
+  const launch = async () => {
+    const started = spawnHookgate(['start'], fleetEnv)
+    await started.waitFor(/"msg":"api listening"/, 15_000, Number(fleetEnv.API_PROCESSES))
+    if (fleetEnv.WORKER_PROCESSES !== '0') await started.waitFor(/"msg":"workers started"/)
+    return started
+  }
+  let gateway = await launch()
   const base = `http://127.0.0.1:${port}`
   const deliveries = new Queue(QUEUE.delivery, { connection: { url: redis.url }, prefix: fleetEnv.REDIS_KEY_PREFIX })
 
-  /** How many times each message id reached the destination (counted as they come, so checking costs nothing). */
+  /** How many times each message id was taken by the destination: answered 2xx (counted as they come). */
   const deliveredCounts = new Map<number, number>()
   let counted = 0
   const count = () => {
     for (; counted < destination.requests.length; counted++) {
-      const id = (JSON.parse(destination.requests[counted]!.body) as { id: number }).id
+      const request = destination.requests[counted]!
+      if (typeof request.answered !== 'number' || request.answered >= 300) continue
+      const id = (JSON.parse(request.body) as { id: number }).id
       deliveredCounts.set(id, (deliveredCounts.get(id) ?? 0) + 1)
     }
     return deliveredCounts
@@ -44,7 +50,13 @@ export async function startFleet(redis: TestRedis, env: Record<string, string> =
 
   return {
     base,
-    gateway: gateway as HookgateProcess,
+    get gateway(): HookgateProcess {
+      return gateway
+    },
+    /** Starts the gateway again with the same settings (after it was stopped). */
+    async relaunch() {
+      gateway = await launch()
+    },
     destination,
     env: fleetEnv,
     /**
@@ -142,4 +154,13 @@ export function startLoad(base: string, concurrency = 6, firstId = 5_000_000) {
       return report
     },
   }
+}
+
+/** One line per fault, for the record: what was sent, accepted, spooled, delivered, lost and duplicated. */
+export function summary(fault: string, report: LoadReport, outcome: { missing: number[]; duplicated: number[] }, recoveryMs: number) {
+  const delivered = report.accepted.size - outcome.missing.length
+  console.log(
+    `[fault] ${fault}: sent ${report.sent}, accepted ${report.accepted.size}, spooled ${report.spooled}, delivered ${delivered}, ` +
+      `lost ${outcome.missing.length}, duplicated ${outcome.duplicated.length}, answers ${JSON.stringify(report.statuses)}, recovery ${recoveryMs} ms`,
+  )
 }

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from 'bun:test'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
-import { startFleet, startLoad, type LoadReport } from './fleet.ts'
+import { startFleet, startLoad, summary } from './fleet.ts'
 
 let redis: TestRedis | undefined
 let fleet: Awaited<ReturnType<typeof startFleet>> | undefined
@@ -11,15 +11,6 @@ afterEach(async () => {
   fleet = undefined
   redis = undefined
 })
-
-/** One line per fault, for the record: what was sent, accepted, spooled, delivered, lost and duplicated. */
-function summary(fault: string, report: LoadReport, outcome: { missing: number[]; duplicated: number[] }, recoveryMs: number) {
-  const delivered = report.accepted.size - outcome.missing.length
-  console.log(
-    `[fault] ${fault}: sent ${report.sent}, accepted ${report.accepted.size}, spooled ${report.spooled}, delivered ${delivered}, ` +
-      `lost ${outcome.missing.length}, duplicated ${outcome.duplicated.length}, answers ${JSON.stringify(report.statuses)}, recovery ${recoveryMs} ms`,
-  )
-}
 
 describe('Redis faults under steady load', () => {
   test('Redis killed (SIGKILL) for seconds, then restarted with its AOF: no 5xx, every accepted event delivered once', async () => {

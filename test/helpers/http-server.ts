@@ -6,6 +6,8 @@ export interface Recorded {
   headers: Record<string, string>
   body: string
   at: number
+  /** What it was answered: a status, or `hang`. */
+  answered: number | 'hang'
 }
 
 /** What the server does with one request: answer (status, JSON body, headers, after delayMs) or hang until the client gives up. */
@@ -25,9 +27,10 @@ export async function startRecorder(fallback: Behaviour = { status: 200, json: {
     hostname: '127.0.0.1',
     async fetch(request) {
       const url = new URL(request.url)
-      requests.push({ method: request.method, path: url.pathname + url.search, headers: Object.fromEntries(request.headers), body: await request.text(), at: Date.now() })
-      for (const waiter of waiters.filter((w) => w.done())) waiter.resolve()
       const behaviour = queued.shift() ?? fallback
+      const answered = behaviour === 'hang' ? 'hang' : behaviour.status
+      requests.push({ method: request.method, path: url.pathname + url.search, headers: Object.fromEntries(request.headers), body: await request.text(), at: Date.now(), answered })
+      for (const waiter of waiters.filter((w) => w.done())) waiter.resolve()
       if (behaviour === 'hang') return new Promise<Response>(() => {})
       if (behaviour.delayMs) await Bun.sleep(behaviour.delayMs)
       return Response.json(behaviour.json ?? {}, { status: behaviour.status, headers: behaviour.headers })
