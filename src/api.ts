@@ -74,6 +74,9 @@ export async function startApi(config: Config, redisConfig: ConnectedRedisConfig
     hostname: config.http.host,
     reusePort: true,
     maxRequestBodySize: config.http.maxBodyBytes + BUN_BODY_HEADROOM_BYTES,
+    idleTimeout: config.http.idleTimeoutSeconds,
+    // Elysia turns Bun's development mode on unless NODE_ENV=production; a gateway never wants it.
+    development: false,
   })
   const port = api.app.server?.port ?? config.http.port
   log.info({ port, host: config.http.host, instances: config.instances.length }, 'api listening')

@@ -20,6 +20,10 @@ export interface Config {
     host: string
     /** Largest webhook body accepted, bytes (MAX_BODY_BYTES, 1 MiB). */
     maxBodyBytes: number
+    /** A connection silent this long is closed: slow headers, idle keep-alive (HTTP_IDLE_TIMEOUT_SECONDS, 10). */
+    idleTimeoutSeconds: number
+    /** The whole body must arrive within this, however it trickles, or 408 (BODY_TIMEOUT_MS, 10000). */
+    bodyTimeoutMs: number
     /** How far X-Chatwoot-Timestamp may be from our clock, seconds (SIGNATURE_TOLERANCE_SECONDS, 300). */
     signatureToleranceSeconds: number
     /** Base of the webhook URL printed for operators (PUBLIC_URL, default http://localhost:PORT). */
@@ -172,6 +176,8 @@ export function loadConfig(env: Env): Config {
       port,
       host: read.str('HOST', '0.0.0.0'),
       maxBodyBytes: read.int('MAX_BODY_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
+      idleTimeoutSeconds: read.int('HTTP_IDLE_TIMEOUT_SECONDS', 10, 1, 255),
+      bodyTimeoutMs: read.int('BODY_TIMEOUT_MS', 10_000, 100, 600_000),
       signatureToleranceSeconds: read.int('SIGNATURE_TOLERANCE_SECONDS', 300, 1, 86_400),
       publicUrl: read.str('PUBLIC_URL', `http://localhost:${port}`).replace(/\/+$/, ''),
     },

@@ -71,6 +71,12 @@ export class NotFound extends HookgateError {
   }
 }
 
+export class RequestTimeout extends HookgateError {
+  constructor(timeoutMs: number) {
+    super('request_timeout', 408, `The body did not arrive within ${timeoutMs} ms.`)
+  }
+}
+
 export class PayloadTooLarge extends HookgateError {
   constructor(limitBytes: number) {
     super('payload_too_large', 413, `The body is larger than ${limitBytes} bytes.`)

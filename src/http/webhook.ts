@@ -1,5 +1,5 @@
 import { Elysia, t } from 'elysia'
-import { InvalidRequest, PayloadTooLarge, UnsupportedMediaType } from '../errors.ts'
+import { InvalidRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType } from '../errors.ts'
 import { credentialsFrom, dedupeKey, parseEvent, verifyChatwoot, type ChatwootEvent } from '../ingest/chatwoot.ts'
 import { rateLimitHeaders, type LimitResult } from '../ingest/ratelimit.ts'
 import type { Instance } from '../instances.ts'
@@ -56,6 +56,7 @@ const responses = {
   200: AlreadyQueued,
   400: errorResponse('`invalid_json`: the body is not JSON; `invalid_event`: not an object, or no `event` name'),
   401: errorResponse('`unauthorized`: unknown instance, or no valid signature or token (the same answer for both)'),
+  408: errorResponse('`request_timeout`: the body did not arrive within BODY_TIMEOUT_MS'),
   413: errorResponse('`payload_too_large`: the body is over MAX_BODY_BYTES'),
   415: errorResponse('`unsupported_media_type`: the body is not sent as application/json'),
   429: errorResponse('`rate_limited`: over the instance\'s ceiling (or its rate, with policy `reject`), or too many failed requests from this IP; see Retry-After'),
@@ -70,14 +71,14 @@ interface Received {
 /** POST /webhook/chatwoot/:instance, and POST /webhook/chatwoot with the instance in X-Chatwoot-Instance-Id. */
 export function webhookRoutes(deps: AppDeps) {
   const { config, instances, acceptor, limiter, clientIp, metrics, log } = deps
-  const { maxBodyBytes, signatureToleranceSeconds } = config.http
+  const { maxBodyBytes, bodyTimeoutMs, signatureToleranceSeconds } = config.http
   const decoder = new TextDecoder()
 
   /** Everything before we know who sent it; any failure here costs the sender's IP a token, so floods get 429. */
   async function authenticate(request: Request, instanceId: string, query: Query, ip: string): Promise<{ instance: Instance; raw: Uint8Array }> {
     try {
       requireJson(request.headers)
-      const raw = await readBody(request, maxBodyBytes)
+      const raw = await readBody(request, maxBodyBytes, bodyTimeoutMs)
       const instance = instances.get(instanceId)
       verifyChatwoot(instance, credentialsFrom(request.headers, query), raw, Date.now() / 1000, signatureToleranceSeconds)
       return { instance, raw }
@@ -165,13 +166,21 @@ function requireJson(headers: Headers): void {
   if (media !== 'application/json') throw new UnsupportedMediaType()
 }
 
-/** The body as bytes, refused unread when it declares more than the limit. Bun caps what it buffers a little above. */
-async function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
+/**
+ * The body as bytes, refused unread when it declares more than the limit (Bun caps what it buffers a little above),
+ * and with 408 when it has not all arrived within `timeoutMs`: a sender trickling bytes must not hold a request open.
+ */
+async function readBody(request: Request, maxBytes: number, timeoutMs: number): Promise<Uint8Array> {
   const declared = Number(request.headers.get('content-length') ?? 0)
   if (declared > maxBytes) throw new PayloadTooLarge(maxBytes)
-  const raw = await request.bytes().catch(() => {
-    throw new InvalidRequest('The body could not be read to its end.')
-  })
+  let timer: Timer | undefined
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new RequestTimeout(timeoutMs)), timeoutMs)))
+  const raw = await Promise.race([
+    request.bytes().catch(() => {
+      throw new InvalidRequest('The body could not be read to its end.')
+    }),
+    late,
+  ]).finally(() => clearTimeout(timer))
   if (raw.byteLength > maxBytes) throw new PayloadTooLarge(maxBytes)
   return raw
 }

@@ -65,7 +65,7 @@ describe('/docs', () => {
     ])
     for (const path of ['/webhook/chatwoot', '/webhook/chatwoot/{instance}']) {
       const post = doc.paths[path]!.post!
-      expect(Object.keys(post.responses).sort()).toEqual(['200', '202', '400', '401', '413', '415', '429', '503'])
+      expect(Object.keys(post.responses).sort()).toEqual(['200', '202', '400', '401', '408', '413', '415', '429', '503'])
       expect(post.security).toHaveLength(4)
     }
     for (const [path, method] of [['/admin/events', 'get'], ['/admin/instances', 'get'], ['/admin/reload', 'post'], ['/admin/replay', 'post']] as const) {
