@@ -7,13 +7,15 @@ COPY package.json bun.lock bunfig.toml tsconfig.json ./
 RUN bun install --frozen-lockfile
 COPY src ./src
 COPY workers ./workers
-RUN bun build --compile --minify --sourcemap src/main.ts --outfile /out/hookgate
+RUN bun build --compile --minify --sourcemap src/main.ts --outfile /out/hookgate && mkdir -p /out/spool
 
 # glibc and nothing else: no shell, no package manager. The binary needs no node_modules beside it.
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/hookgate /usr/local/bin/hookgate
+# Where accepted events wait while Redis is away: mount a volume here (owned by nonroot, so a new volume is too).
+COPY --from=build --chown=nonroot:nonroot /out/spool /spool
 USER nonroot:nonroot
-ENV PORT=3000 HOST=0.0.0.0 HOOKGATE_DATA_DIR=/tmp/hookgate
+ENV PORT=3000 HOST=0.0.0.0 HOOKGATE_DATA_DIR=/tmp/hookgate SPOOL_DIR=/spool
 EXPOSE 3000
 # SIGTERM: stop accepting, finish in-flight requests and active jobs (SHUTDOWN_TIMEOUT_MS), exit 0.
 STOPSIGNAL SIGTERM

@@ -31,7 +31,8 @@ export async function buildApi(config: Config, redisConfig: ConnectedRedisConfig
   const commands = createRedis(redisConfig, 'commands', log)
   if (!(await waitForReady(commands, 5000))) log.warn('redis not reachable yet; answering 503 until it is')
   const queues = createQueues({ config: config.queue, producer, log })
-  const metrics = createMetrics({ queueDepths: queues.depths })
+  const spool = createSpool({ dir: config.spool.dir, maxBytes: config.spool.maxBytes, log })
+  const metrics = createMetrics({ queueDepths: queues.depths, spoolPending: spool.pending })
   const instances = createInstances(config.instances)
   const reloadHere = instancesReloader({ config, env: process.env, instances, log })
   const supervisor = linkToSupervisor({ registry: metrics.registry, reload: reloadHere })
@@ -42,7 +43,6 @@ export async function buildApi(config: Config, redisConfig: ConnectedRedisConfig
   const enqueuer = createEnqueuer({ config: config.queue, commands, queues, log, metrics })
   const budgetMs = config.spool.redisBudgetMs
   const breaker = createRedisBreaker({ redis: commands, budgetMs, log })
-  const spool = createSpool({ dir: config.spool.dir, maxBytes: config.spool.maxBytes, log })
   const acceptor = createAcceptor({ enqueuer, spool, breaker, budgetMs })
   const replayer = startReplayer({ spool, enqueuer, breaker, log })
   const limiter = createLimiter({ config: config.rateLimit, keyPrefix: config.queue.prefix, redis: commands, instances, log, metrics, breaker, budgetMs })

@@ -30,7 +30,7 @@ export async function startEmbeddedRedis(dataDir: string, log: Log): Promise<Emb
   const child = Bun.spawn(
     [
       binary, '--bind', '127.0.0.1', '--port', String(port), '--dir', dir, '--appendonly', 'yes',
-      '--appendfsync', 'everysec', '--save', '', '--maxmemory-policy', 'noeviction', '--protected-mode', 'yes',
+      '--appendfsync', 'always', '--save', '', '--maxmemory-policy', 'noeviction', '--protected-mode', 'yes',
     ],
     { stdout: 'pipe', stderr: 'pipe' },
   )

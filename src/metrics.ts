@@ -12,9 +12,11 @@ const JOB_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
  * registries of all its children (see metrics-aggregation.ts), so each instrument says how it combines across
  * processes: counters and histograms add up; a gauge that every process reads off the same Redis takes the max.
  */
-export function createMetrics(sources: { queueDepths?: () => Promise<Record<string, Record<string, number>>> } = {}) {
+export function createMetrics(
+  sources: { queueDepths?: () => Promise<Record<string, Record<string, number>>>; spoolPending?: () => { events: number; bytes: number } } = {},
+) {
   const registry = new Registry()
-  const { queueDepths } = sources
+  const { queueDepths, spoolPending } = sources
   collectDefaultMetrics({ register: registry })
   const registers = [registry]
   return {
@@ -34,7 +36,7 @@ export function createMetrics(sources: { queueDepths?: () => Promise<Record<stri
     }),
     webhooks: new Counter({
       name: 'hookgate_webhooks_total',
-      help: 'Authenticated webhooks by outcome (accepted: queued; deduplicated: a repeat, nothing queued), instance and event',
+      help: 'Authenticated webhooks by outcome (accepted: queued; spooled: on local disk while Redis is unavailable; deduplicated: a repeat, nothing queued), instance and event',
       labelNames: ['outcome', 'instance', 'event'] as const,
       registers,
     }),
@@ -70,6 +72,15 @@ export function createMetrics(sources: { queueDepths?: () => Promise<Record<stri
         for (const [queue, states] of Object.entries(depths ?? {})) {
           for (const [state, count] of Object.entries(states)) this.set({ queue, state }, count)
         }
+      },
+    }),
+    spoolPending: new Gauge({
+      name: 'hookgate_spool_pending_events',
+      help: 'Accepted events in the API processes\' spools (Redis was unavailable), not yet moved into the queue',
+      aggregator: 'sum',
+      registers,
+      collect() {
+        if (spoolPending) this.set(spoolPending().events)
       },
     }),
     jobs: new Counter({

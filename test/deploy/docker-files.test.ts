@@ -11,10 +11,14 @@ describe('Dockerfile', () => {
   const lines = read('Dockerfile').split('\n').filter((l) => l.trim() && !l.trim().startsWith('#'))
   const final = lines.slice(lines.findLastIndex((l) => l.startsWith('FROM ')))
 
-  test('builds in one stage and ships only the compiled binary on a minimal base, as a non-root user', () => {
+  test('builds in one stage and ships only the compiled binary (and an empty spool dir it owns) on a minimal base, as a non-root user', () => {
     expect(lines.filter((l) => l.startsWith('FROM ')).length).toBe(2)
     expect(final[0]).toMatch(/^FROM gcr\.io\/distroless\/cc-debian12:nonroot$/)
-    expect(final.filter((l) => l.startsWith('COPY'))).toEqual(['COPY --from=build /out/hookgate /usr/local/bin/hookgate'])
+    expect(final.filter((l) => l.startsWith('COPY'))).toEqual([
+      'COPY --from=build /out/hookgate /usr/local/bin/hookgate',
+      'COPY --from=build --chown=nonroot:nonroot /out/spool /spool',
+    ])
+    expect(final.find((l) => l.startsWith('ENV'))).toContain('SPOOL_DIR=/spool')
     expect(final).toContain('USER nonroot:nonroot')
   })
 
@@ -28,10 +32,12 @@ describe('Dockerfile', () => {
 })
 
 describe('docker compose and stack files', () => {
-  test('compose: Redis with AOF and noeviction; api and worker scalable (no fixed name or host port); nginx in front', () => {
+  test('compose: Redis with AOF fsynced always and noeviction; api with a shared spool volume; api and worker scalable; nginx in front', () => {
     const { services } = yaml('docker-compose.yml')
-    expect(String(services.redis!.command)).toContain('appendonly,yes')
+    expect(String(services.redis!.command)).toContain('appendonly,yes,--appendfsync,always')
     expect(String(services.redis!.command)).toContain('noeviction')
+    expect(services.api!.environment).toMatchObject({ SPOOL_DIR: '/spool' })
+    expect(services.api!.volumes).toContain('spool:/spool')
     for (const name of ['api', 'worker']) {
       expect(services[name]!.container_name).toBeUndefined()
       expect(services[name]!.ports).toBeUndefined()
