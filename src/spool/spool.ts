@@ -53,16 +53,21 @@ export interface Spool {
 
 /** Appends arriving within this long of each other share one write and one fsync. */
 const GROUP_COMMIT_MS = 2
-/** How often a process says it is alive; a file whose owner has been silent for STALE_OWNER_MS is an orphan. */
+/**
+ * How often a process says it is alive; a file whose owner has been silent for STALE_OWNER_MS is an orphan. Long
+ * enough that a live process (a stalled event loop, a slow disk) is never taken for dead: its file is claimed only when
+ * nothing can write to it any more.
+ */
 const HEARTBEAT_MS = 1000
-const STALE_OWNER_MS = 5000
+const STALE_OWNER_MS = 10_000
 /** What a refused webhook is told: roughly how long a Redis failover or restart takes. */
 const RETRY_AFTER_SECONDS = 5
 
 /**
  * The API's durable fallback when Redis cannot take an event: append-only files in SPOOL_DIR, one per process
  * (`<owner>.<seq>.spool`, the owner unique to this process's life), each line `<crc32 hex> <json>\n`. A torn last
- * line (a crash mid-write) fails its checksum or lacks its newline, and is skipped with a log line. A process that
+ * line (a crash mid-write) fails its checksum or lacks its newline, and is skipped with a log line: its request was
+ * never answered, since an append resolves only after its fsync. A process that
  * dies leaves its files and a heartbeat that goes stale; any live process of the host then claims them by renaming
  * them into its own name (atomic: one claimer wins) and replays them.
  */
@@ -76,10 +81,16 @@ export function createSpool(deps: { dir: string; maxBytes: number; log: Log; sta
   let batchBytes = 0
   let flushing: Promise<void> | undefined
   let writing: Promise<void> = Promise.resolve()
-  /** Events and bytes in this process's files (written or claimed) not yet replayed. */
+  /** Events and bytes in this process's files (written or claimed) not yet replayed, in all and by file. */
   const pendingCount = { events: 0, bytes: 0 }
+  const byFile = new Map<string, { events: number; bytes: number }>()
   let fsyncs = 0
-  const fileEvents = new Map<string, number>()
+  const count = (path: string, events: number, bytes: number) => {
+    const counted = byFile.get(path) ?? { events: 0, bytes: 0 }
+    byFile.set(path, { events: counted.events + events, bytes: counted.bytes + bytes })
+    pendingCount.events += events
+    pendingCount.bytes += bytes
+  }
 
   // An unwritable SPOOL_DIR is said once (and when it is writable again); appends then fail with a 503.
   const dirState = createOutageReporter(log, { dir }, { down: 'spool directory not writable', up: 'spool directory writable again' })
@@ -113,9 +124,7 @@ export function createSpool(deps: { dir: string; maxBytes: number; log: Log; sta
       await target.handle.datasync()
       fsyncs++
       target.events += taken.length
-      fileEvents.set(target.path, target.events)
-      pendingCount.events += taken.length
-      pendingCount.bytes += bytes
+      count(target.path, taken.length, bytes)
       for (const entry of taken) entry.resolve()
     } catch (error) {
       log.error({ err: (error as Error).message, events: taken.length }, 'spool write failed')
@@ -149,10 +158,14 @@ export function createSpool(deps: { dir: string; maxBytes: number; log: Log; sta
       try {
         await rename(join(dir, name), path)
         claimed.push(path)
-        await unlink(join(dir, `${fileOwner}.alive`)).catch(() => {})
       } catch {
         // Another process claimed it first.
       }
+    }
+    // The heartbeats of the dead (with their files claimed, or none): gone, so that restarts leave nothing behind.
+    for (const name of names.filter((n) => n.endsWith('.alive'))) {
+      const deadOwner = name.slice(0, -'.alive'.length)
+      if (deadOwner !== owner && !alive.has(deadOwner)) await unlink(join(dir, name)).catch(() => {})
     }
     return claimed
   }
@@ -199,10 +212,7 @@ export function createSpool(deps: { dir: string; maxBytes: number; log: Log; sta
 
     async segments() {
       for (const path of await orphans()) {
-        const events = await read(path)
-        fileEvents.set(path, events.length)
-        pendingCount.events += events.length
-        pendingCount.bytes += await stat(path).then((s) => s.size, () => 0)
+        count(path, (await read(path)).length, await stat(path).then((s) => s.size, () => 0))
       }
       const names = await readdir(dir).catch(() => [] as string[])
       // Never the file being written (read after the listing, with no await between: the one open now).
@@ -214,11 +224,11 @@ export function createSpool(deps: { dir: string; maxBytes: number; log: Log; sta
     },
 
     async done(segment) {
-      const bytes = await stat(segment.path).then((s) => s.size, () => 0)
       await unlink(segment.path)
-      pendingCount.events -= fileEvents.get(segment.path) ?? segment.events.length
-      pendingCount.bytes -= bytes
-      fileEvents.delete(segment.path)
+      const counted = byFile.get(segment.path) ?? { events: 0, bytes: 0 }
+      byFile.delete(segment.path)
+      pendingCount.events -= counted.events
+      pendingCount.bytes -= counted.bytes
     },
 
     pending: () => ({ ...pendingCount, fsyncs }),

@@ -100,7 +100,7 @@ describe('when neither Redis nor the spool can take an event', () => {
     await redis!.start()
     const next = await startApiProcess({ ...env, PORT: String(await freePort()) })
     api = next
-    await next.waitFor(/"events":4,"msg":"spooled events moved into the queue"/, 20_000)
+    await next.waitFor(/"events":4,"msg":"spooled events moved into the queue"/, 25_000) // after the dead one's heartbeat is 10 s stale
     expect(next.output()).toContain('spool: torn last record skipped')
     const queued = new Queue(QUEUE.webhook, { connection: { url: redis!.url }, prefix: env.REDIS_KEY_PREFIX })
     expect(await queued.getWaitingCount()).toBe(4)
