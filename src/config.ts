@@ -8,11 +8,22 @@ import { InstancesFileSchema, type InstanceConfig } from './instances-schema.ts'
 
 export type Env = Record<string, string | undefined>
 
-export type RedisConfig =
-  | { mode: 'url'; url: string; commandTimeoutMs: number }
-  | { mode: 'sentinel'; sentinels: { host: string; port: number }[]; masterName: string; commandTimeoutMs: number }
-  /** No REDIS_URL: `hookgate start` runs redis-server itself; other roles refuse. */
-  | { mode: 'embedded'; commandTimeoutMs: number }
+export type RedisConfig = RedisCommon &
+  (
+    | { mode: 'url'; url: string }
+    | { mode: 'sentinel'; sentinels: { host: string; port: number }[]; masterName: string }
+    /** No REDIS_URL: `hookgate start` runs redis-server itself; other roles refuse. */
+    | { mode: 'embedded' }
+  )
+
+interface RedisCommon {
+  commandTimeoutMs: number
+  /**
+   * What to do at start when Redis may evict keys (maxmemory-policy other than noeviction), which loses queued jobs:
+   * `warn` loudly and go on, or `refuse` to start (REDIS_EVICTION_POLICY_CHECK, warn).
+   */
+  evictionPolicyCheck: 'warn' | 'refuse'
+}
 
 export interface Config {
   http: {
@@ -297,6 +308,7 @@ function reader(env: Env, problems: string[]) {
 }
 
 function readRedis(env: Env, read: ReturnType<typeof reader>, problems: string[], commandTimeoutMs: number): RedisConfig {
+  const common: RedisCommon = { commandTimeoutMs, evictionPolicyCheck: read.oneOf('REDIS_EVICTION_POLICY_CHECK', ['warn', 'refuse'] as const, 'warn') }
   if (read.bool('REDIS_SENTINEL_ENABLED', false)) {
     const list = read.str('REDIS_SENTINELS', '')
     const sentinels = list.split(',').map((s) => s.trim()).filter(Boolean).map((entry) => {
@@ -305,14 +317,14 @@ function readRedis(env: Env, read: ReturnType<typeof reader>, problems: string[]
       return { host: (match?.[1] ?? '').replace(/^\[|\]$/g, ''), port: Number(match?.[2] ?? 0) }
     })
     if (sentinels.length === 0) problems.push('REDIS_SENTINELS: required when REDIS_SENTINEL_ENABLED=true (host:port,host:port)')
-    return { mode: 'sentinel', sentinels, masterName: read.str('REDIS_MASTER_NAME', 'mymaster'), commandTimeoutMs }
+    return { ...common, mode: 'sentinel', sentinels, masterName: read.str('REDIS_MASTER_NAME', 'mymaster') }
   }
   const url = env.REDIS_URL?.trim()
-  if (!url) return { mode: 'embedded', commandTimeoutMs }
+  if (!url) return { ...common, mode: 'embedded' }
   if (!/^(rediss?|unix):\/\/./.test(url)) {
     problems.push('REDIS_URL: expected redis://[user:password@]host:port[/db], rediss://… or unix:///path/to/redis.sock')
   }
-  return { mode: 'url', url, commandTimeoutMs }
+  return { ...common, mode: 'url', url }
 }
 
 function readTrustedProxies(env: Env, problems: string[]): string[] {

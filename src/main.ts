@@ -8,7 +8,7 @@ import { parseTime } from './http/admin.ts'
 import { createLogger, type Log } from './log.ts'
 import { serveMetrics } from './metrics.ts'
 import { createQueues } from './queue/queues.ts'
-import { atMost, createRedis, waitForReady } from './redis.ts'
+import { atMost, createRedis, evictionPolicy, evictionPolicyAllowsStart, waitForReady } from './redis.ts'
 import { ensureConnectionsMigrate } from './reuseport.ts'
 import { startSupervisor } from './supervisor.ts'
 import { startWorkers } from '../workers/runtime.ts'
@@ -70,6 +70,8 @@ async function main(argv: string[]): Promise<number> {
 async function start(config: Config, log: Log): Promise<number> {
   const signalled = shutdownSignal(log)
   let embedded: Awaited<ReturnType<typeof startEmbeddedRedis>> | undefined
+  // Checked once here for every child (they skip it); the embedded Redis is started with noeviction.
+  if (config.redis.mode !== 'embedded' && !(await evictionPolicyAllowsStart(config.redis, log))) return 1
   if (config.redis.mode === 'embedded') {
     try {
       embedded = await startEmbeddedRedis(config.dataDir, log)
@@ -107,6 +109,7 @@ async function untilServing(url: string, ended: Promise<unknown>): Promise<boole
 
 async function api(config: Config, log: Log): Promise<number> {
   if (config.redis.mode === 'embedded') return needsRedis('api')
+  if (!config.processes.supervisorPid && !(await evictionPolicyAllowsStart(config.redis, log))) return 1
   const signalled = shutdownSignal(log, config.processes.supervisorPid)
   const running = await startApi(config, config.redis, log)
   process.on('SIGHUP', () => running.reload())
@@ -116,6 +119,7 @@ async function api(config: Config, log: Log): Promise<number> {
 
 async function worker(config: Config, log: Log): Promise<number> {
   if (config.redis.mode === 'embedded') return needsRedis('worker')
+  if (!config.processes.supervisorPid && !(await evictionPolicyAllowsStart(config.redis, log))) return 1
   const signalled = shutdownSignal(log, config.processes.supervisorPid)
   const running = startWorkers(config, config.redis, log)
   process.on('SIGHUP', () => running.reload())
@@ -148,7 +152,7 @@ async function check(config: Config, log: Log): Promise<number> {
     }
     const info = await redis.info('server')
     const version = /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown'
-    const policy = await redis.config('GET', 'maxmemory-policy').then((r) => (r as string[])[1], () => 'unknown')
+    const policy = await evictionPolicy(redis)
     console.log(`redis: reachable, version ${version}, maxmemory-policy ${policy}`)
     if (policy !== 'noeviction' && policy !== 'unknown') {
       console.log('redis: warning: set maxmemory-policy noeviction, or Redis may evict queued jobs under memory pressure')

@@ -85,3 +85,35 @@ export function withReleaseLock(redis: Redis): WithReleaseLock {
   redis.defineCommand('releaseLock', { numberOfKeys: 1, lua: releaseScript })
   return redis as WithReleaseLock
 }
+
+/** Redis's maxmemory-policy, or `unknown` when it cannot be read (CONFIG disabled, as on some managed services). */
+export async function evictionPolicy(redis: Redis): Promise<string> {
+  const reply = await atMost(2000, redis.config('GET', 'maxmemory-policy') as Promise<string[]>)
+  return reply?.[1] ?? 'unknown'
+}
+
+/**
+ * At start: BullMQ loses jobs when Redis evicts keys, so anything but `noeviction` is said loudly, and with
+ * REDIS_EVICTION_POLICY_CHECK=refuse stops the start (false). Redis not reachable yet: nothing to check; go on.
+ */
+export async function evictionPolicyAllowsStart(config: ConnectedRedisConfig, log: Log): Promise<boolean> {
+  const redis = createRedis(config, 'commands', log)
+  try {
+    if (!(await waitForReady(redis, 3000))) return true
+    const policy = await evictionPolicy(redis)
+    if (policy === 'noeviction') return true
+    if (policy === 'unknown') {
+      log.warn('redis: could not read maxmemory-policy (CONFIG GET refused); make sure it is noeviction, or queued jobs may be evicted')
+      return true
+    }
+    const refuse = config.evictionPolicyCheck === 'refuse'
+    log[refuse ? 'fatal' : 'error'](
+      { maxmemoryPolicy: policy },
+      `redis: maxmemory-policy is ${policy}: under memory pressure Redis will evict queued jobs and lose events; set it to noeviction` +
+        (refuse ? ' (REDIS_EVICTION_POLICY_CHECK=refuse: not starting)' : ''),
+    )
+    return !refuse
+  } finally {
+    redis.disconnect()
+  }
+}
