@@ -1,4 +1,4 @@
-import { Queue } from 'bullmq'
+import { Queue, type ConnectionOptions } from 'bullmq'
 import { freePort } from '../../src/embedded-redis.ts'
 import { QUEUE } from '../../src/queue/names.ts'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
@@ -11,7 +11,13 @@ import type { TestRedis } from '../helpers/redis.ts'
  * A whole gateway for fault tests: `hookgate start` (API and worker processes) on a test Redis, routing every
  * message_created of instance `acme` to a local destination that records what it gets.
  */
-export async function startFleet(redis: TestRedis, env: Record<string, string> = {}, routeTo = (recorderUrl: string) => recorderUrl) {
+export async function startFleet(
+  redis: TestRedis,
+  env: Record<string, string> = {},
+  routeTo = (recorderUrl: string) => recorderUrl,
+  /** How the test itself reaches Redis (to see the queues): the test Redis by default. */
+  connection: ConnectionOptions = { url: redis.url },
+) {
   const destination = await startRecorder()
   const port = await freePort()
   const url = `${routeTo(destination.url)}/bot`
@@ -33,7 +39,7 @@ export async function startFleet(redis: TestRedis, env: Record<string, string> =
   }
   let gateway = await launch()
   const base = `http://127.0.0.1:${port}`
-  const deliveries = new Queue(QUEUE.delivery, { connection: { url: redis.url }, prefix: fleetEnv.REDIS_KEY_PREFIX })
+  const deliveries = new Queue(QUEUE.delivery, { connection, prefix: fleetEnv.REDIS_KEY_PREFIX })
 
   /** How many times each message id was taken by the destination: answered 2xx (counted as they come). */
   const deliveredCounts = new Map<number, number>()

@@ -1,0 +1,110 @@
+import type { Subprocess } from 'bun'
+import { Redis } from 'ioredis'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { freePort, waitForLine } from '../../src/embedded-redis.ts'
+
+export const MASTER_NAME = 'hookgate'
+
+/**
+ * Redis Sentinel from the Debian packages (redis-server, redis-sentinel), on free loopback ports: a master and one
+ * replica (AOF fsynced always) watched by three sentinels (quorum 2) that fail over within about a second.
+ */
+export async function startSentinelSet() {
+  const dir = mkdtempSync(join(tmpdir(), 'hookgate-sentinel-'))
+  const children: Subprocess[] = []
+  const launch = async (args: string[], ready: RegExp) => {
+    const child = Bun.spawn(args, { stdout: 'pipe', stderr: 'inherit', stdin: 'ignore' })
+    if (!(await waitForLine(child.stdout, ready, 10_000))) throw new Error(`did not start: ${args.join(' ')}`)
+    children.push(child)
+    return child
+  }
+  const server = async (port: number, name: string, extra: string[] = []) =>
+    launch(
+      ['redis-server', '--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'yes', '--appendfsync', 'always',
+        '--dir', dir, '--appendfilename', `${name}.aof`, '--appenddirname', `${name}-aof`, ...extra],
+      /Ready to accept connections/,
+    )
+
+  const masterPort = await freePort()
+  const replicaPort = await freePort()
+  // Diskless sync at once: by default a master waits 5 s for more replicas before it starts a replica's first sync.
+  const master = await server(masterPort, 'master', ['--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0'])
+  await server(replicaPort, 'replica', ['--replicaof', '127.0.0.1', String(masterPort)])
+  const sentinelPorts = [await freePort(), await freePort(), await freePort()]
+  for (const port of sentinelPorts) {
+    // Sentinel rewrites its config file: each gets its own, writable.
+    const file = join(dir, `sentinel-${port}.conf`)
+    writeFileSync(
+      file,
+      [
+        `port ${port}`,
+        'bind 127.0.0.1',
+        `dir ${dir}`,
+        `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${masterPort} 2`,
+        `sentinel down-after-milliseconds ${MASTER_NAME} 1000`,
+        `sentinel failover-timeout ${MASTER_NAME} 5000`,
+        `sentinel parallel-syncs ${MASTER_NAME} 1`,
+        '',
+      ].join('\n'),
+    )
+    await launch(['redis-sentinel', file], /Sentinel ID is/)
+  }
+  const sentinels = sentinelPorts.map((port) => ({ host: '127.0.0.1', port }))
+  const ask = new Redis({ host: '127.0.0.1', port: sentinelPorts[0] })
+
+  /** Resolves when the replica is in sync and every sentinel knows it and the other sentinels (ready to fail over). */
+  async function ready(): Promise<void> {
+    const replica = new Redis({ host: '127.0.0.1', port: replicaPort })
+    try {
+      while (!(await replica.info('replication')).includes('master_link_status:up')) await Bun.sleep(100)
+    } finally {
+      replica.disconnect()
+    }
+    for (;;) {
+      const views = await Promise.all(
+        sentinelPorts.map(async (port) => {
+          const sentinel = new Redis({ host: '127.0.0.1', port })
+          try {
+            const [master] = (await sentinel.call('SENTINEL', 'masters')) as string[][]
+            const field = (name: string) => master![master!.indexOf(name) + 1]
+            return Number(field('num-slaves')) >= 1 && Number(field('num-other-sentinels')) >= 2
+          } finally {
+            sentinel.disconnect()
+          }
+        }),
+      )
+      if (views.every(Boolean)) return
+      await Bun.sleep(200) // sentinels discover each other by hello messages: poll, bounded by the test's timeout
+    }
+  }
+
+  return {
+    sentinels,
+    masterPort,
+    replicaPort,
+    /** REDIS_* settings that point hookgate at this set. */
+    env: {
+      REDIS_SENTINEL_ENABLED: 'true',
+      REDIS_SENTINELS: sentinelPorts.map((port) => `127.0.0.1:${port}`).join(','),
+      REDIS_MASTER_NAME: MASTER_NAME,
+    },
+    ready,
+    /** The port the sentinels name as master now. */
+    async currentMasterPort(): Promise<number> {
+      const [, port] = (await ask.call('SENTINEL', 'get-master-addr-by-name', MASTER_NAME)) as [string, string]
+      return Number(port)
+    },
+    /** SIGKILLs the master. */
+    async killMaster(): Promise<void> {
+      master.kill('SIGKILL')
+      await master.exited
+    },
+    async stop(): Promise<void> {
+      ask.disconnect()
+      for (const child of children) child.kill('SIGKILL')
+      await Promise.all(children.map((child) => child.exited))
+    },
+  }
+}
