@@ -6,19 +6,12 @@
  *   k6 run -e BASE_URL=… -e TOKEN=… -e RATE=1000 -e DURATION=2h loadtest/soak.js
  */
 import { sendNewMessage, setupFreshIds } from './lib/chatwoot.js'
-import { env, SLO_THRESHOLDS, TARGET_RATE } from './lib/config.js'
+import { atTargetRate, SLO_THRESHOLDS } from './lib/config.js'
 import { summaryWriter, TREND_STATS } from './lib/summary.js'
 
 export var options = {
   scenarios: {
-    soak: {
-      executor: 'constant-arrival-rate',
-      rate: TARGET_RATE,
-      timeUnit: '1s',
-      duration: env('DURATION', '30m'),
-      preAllocatedVUs: Math.max(10, Math.ceil(TARGET_RATE / 10)),
-      maxVUs: Math.max(50, Math.ceil(TARGET_RATE / 4)),
-    },
+    soak: atTargetRate('30m'),
   },
   summaryTrendStats: TREND_STATS,
   thresholds: SLO_THRESHOLDS,

@@ -8,20 +8,12 @@
  *   k6 run -e BASE_URL=… -e TOKEN=… -e RATE=1000 -e REPLICAS=1 -e DURATION=2m loadtest/throughput.js
  */
 import { sendNewMessage, setupFreshIds } from './lib/chatwoot.js'
-import { env, SLO_THRESHOLDS, TARGET_RATE } from './lib/config.js'
+import { atTargetRate, SLO_THRESHOLDS } from './lib/config.js'
 import { summaryWriter, TREND_STATS } from './lib/summary.js'
 
 export var options = {
   scenarios: {
-    throughput: {
-      executor: 'constant-arrival-rate',
-      rate: TARGET_RATE,
-      timeUnit: '1s',
-      duration: env('DURATION', '1m'),
-      // VUs for the rate at 100 ms per answer, more up to 250 ms; past that k6 drops iterations (and says so).
-      preAllocatedVUs: Math.max(10, Math.ceil(TARGET_RATE / 10)),
-      maxVUs: Math.max(50, Math.ceil(TARGET_RATE / 4)),
-    },
+    throughput: atTargetRate('1m'),
   },
   summaryTrendStats: TREND_STATS,
   thresholds: SLO_THRESHOLDS,

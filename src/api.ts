@@ -34,8 +34,8 @@ export async function buildApi(config: Config, redisConfig: ConnectedRedisConfig
   const spool = createSpool({ dir: config.spool.dir, maxBytes: config.spool.maxBytes, log })
   const metrics = createMetrics({ queueDepths: queues.depths, spoolPending: spool.pending })
   const instances = createInstances(config.instances)
-  const reloadHere = instancesReloader({ config, env: process.env, instances, log })
-  const supervisor = linkToSupervisor({ registry: metrics.registry, reload: reloadHere })
+  const reloadHere = instancesReloader({ config, instances, log })
+  const supervisor = linkToSupervisor({ supervised: config.processes.supervisorPid !== undefined, registry: metrics.registry, reload: reloadHere })
   const operations = {
     metricsText: supervisor ? supervisor.fleetMetrics : () => metrics.registry.metrics(),
     reloadInstances: supervisor ? supervisor.reloadAll : async () => [reloadHere()],

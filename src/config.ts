@@ -126,7 +126,11 @@ export interface Config {
   }
   instances: readonly InstanceConfig[]
   /** Where the instances came from: a file, or the generated `default` instance. */
-  instancesSource: { kind: 'file'; path: string } | { kind: 'default' }
+  /**
+   * A file, with the environment its `${ENV}` references are read from again on a reload (the one read at start), or
+   * the generated `default` instance.
+   */
+  instancesSource: { kind: 'file'; path: string; env: Env } | { kind: 'default' }
 }
 
 export interface BucketLimit {
@@ -246,7 +250,7 @@ export function loadConfig(env: Env): Config {
       redisBudgetMs: read.int('REDIS_ENQUEUE_BUDGET_MS', 250, 10, 60_000),
     },
     instances,
-    instancesSource: instancesPath ? { kind: 'file', path: resolve(instancesPath) } : { kind: 'default' },
+    instancesSource: instancesPath ? { kind: 'file', path: resolve(instancesPath), env: { ...env } } : { kind: 'default' },
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return deepFreeze(config)
@@ -348,12 +352,13 @@ export function instanceRateLimit(defaults: InstanceRateLimit, instance: Instanc
 }
 
 /** Re-reads the instances file with the checks of start-up (SIGHUP, POST /admin/reload); throws ConfigError. */
-export function reloadInstancesFile(config: Config, env: Env): readonly InstanceConfig[] {
+export function reloadInstancesFile(config: Config): readonly InstanceConfig[] {
   if (config.instancesSource.kind !== 'file') {
     throw new ConfigError(['there is no instances file to reload: set HOOKGATE_CONFIG (the built-in default instance never changes)'])
   }
   const problems: string[] = []
-  const instances = readInstancesFile(config.instancesSource.path, env, config.rateLimit.instance, problems)
+  const { path, env } = config.instancesSource
+  const instances = readInstancesFile(path, env, config.rateLimit.instance, problems)
   if (problems.length > 0) throw new ConfigError(problems)
   return deepFreeze(instances)
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { ConfigError, reloadInstancesFile, type Config, type Env } from './config.ts'
+import { ConfigError, reloadInstancesFile, type Config } from './config.ts'
 import type { InstanceConfig } from './instances-schema.ts'
 import type { Log } from './log.ts'
 import type { ReloadReport } from './supervisor-link.ts'
@@ -55,11 +55,11 @@ function prepare(configs: readonly InstanceConfig[]): Map<string, Instance> {
  * This process's reload (SIGHUP, POST /admin/reload): re-reads and re-checks the instances file, and swaps it in
  * only when it is valid; a bad file is refused, with its problems, and the instances in use stay.
  */
-export function instancesReloader(deps: { config: Config; env: Env; instances: Instances; log: Log }): () => ReloadReport {
-  const { config, env, instances, log } = deps
+export function instancesReloader(deps: { config: Config; instances: Instances; log: Log }): () => ReloadReport {
+  const { config, instances, log } = deps
   return () => {
     try {
-      const next = reloadInstancesFile(config, env)
+      const next = reloadInstancesFile(config)
       instances.replace(next)
       log.info({ instances: next.length }, 'instances reloaded')
       return { pid: process.pid, ok: true, instances: next.length }

@@ -32,11 +32,12 @@ export interface SupervisorLink {
 }
 
 /**
- * A child's side of the channel to its supervisor; undefined when this process runs alone (no IPC channel).
+ * A child's side of the channel to its supervisor; undefined when this process runs alone (HOOKGATE_SUPERVISOR_PID
+ * unset, or no IPC channel).
  * `reload` is how this process reloads its instances when the supervisor says so.
  */
-export function linkToSupervisor(deps: { registry: Registry; reload: () => ReloadReport }): SupervisorLink | undefined {
-  if (!process.send || !process.env.HOOKGATE_SUPERVISOR_PID) return undefined
+export function linkToSupervisor(deps: { supervised: boolean; registry: Registry; reload: () => ReloadReport }): SupervisorLink | undefined {
+  if (!deps.supervised || !process.send) return undefined
   const { registry, reload } = deps
   const send = (message: ToSupervisor) => process.send!(message)
   const requests = pendingRequests(ASK_TIMEOUT_MS)

@@ -38,8 +38,8 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
   const queues = createQueues({ config: config.queue, producer, log })
   const instances = createInstances(config.instances)
   const metrics = createMetrics()
-  const reload = instancesReloader({ config, env: process.env, instances, log })
-  const supervisor = linkToSupervisor({ registry: metrics.registry, reload })
+  const reload = instancesReloader({ config, instances, log })
+  const supervisor = linkToSupervisor({ supervised: config.processes.supervisorPid !== undefined, registry: metrics.registry, reload })
   const settings = { backoffStrategy: backoffStrategy(config.workers.deliveryBackoffMs) }
   const breaker = createBreaker({ redis: commands, prefix: config.queue.prefix, config: config.workers.breaker, log })
 
