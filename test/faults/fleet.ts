@@ -107,8 +107,8 @@ export interface LoadReport {
   /** Message ids answered 2xx: the gateway promised to process them. */
   accepted: Set<number>
   spooled: number
-  /** Answer times, ms, with when each request was sent. */
-  timings: { at: number; ms: number; status: number }[]
+  /** Answer times, ms, with when each request was sent, and what the answer said (`queued`, `spooled`, …). */
+  timings: { at: number; ms: number; status: number; said?: string }[]
 }
 
 /**
@@ -120,6 +120,7 @@ export function startLoad(base: string, concurrency = 6, firstId = 5_000_000) {
   let nextId = firstId
   const report: LoadReport = { sent: 0, statuses: {}, accepted: new Set(), spooled: 0, timings: [] }
   const waiters: { count: number; resolve: () => void }[] = []
+  const sayers: { said: string; after: number; resolve: () => void }[] = []
   const client = async () => {
     while (!stopped) {
       const id = nextId++
@@ -136,13 +137,17 @@ export function startLoad(base: string, concurrency = 6, firstId = 5_000_000) {
         () => ({ status: 0, body: {} as { status?: string } }),
       )
       report.statuses[answer.status] = (report.statuses[answer.status] ?? 0) + 1
-      report.timings.push({ at, ms: Date.now() - at, status: answer.status })
+      report.timings.push({ at, ms: Date.now() - at, status: answer.status, said: answer.body.status })
       if (answer.status >= 200 && answer.status < 300) report.accepted.add(id)
       if (answer.body.status === 'spooled') report.spooled++
       const answered = report.timings.length
       for (const waiter of waiters.filter((w) => answered >= w.count)) {
         waiters.splice(waiters.indexOf(waiter), 1)
         waiter.resolve()
+      }
+      for (const sayer of sayers.filter((w) => w.said === answer.body.status && at >= w.after)) {
+        sayers.splice(sayers.indexOf(sayer), 1)
+        sayer.resolve()
       }
     }
   }
@@ -153,6 +158,11 @@ export function startLoad(base: string, concurrency = 6, firstId = 5_000_000) {
     answered(more: number): Promise<void> {
       const count = report.timings.length + more
       return new Promise((resolve) => waiters.push({ count, resolve }))
+    },
+    /** Resolves at the first answer saying `said` (e.g. `queued`) to a request sent from now on. */
+    says(said: string): Promise<void> {
+      const after = Date.now()
+      return new Promise((resolve) => sayers.push({ said, after, resolve }))
     },
     async stop(): Promise<LoadReport> {
       stopped = true
@@ -165,8 +175,18 @@ export function startLoad(base: string, concurrency = 6, firstId = 5_000_000) {
 /** One line per fault, for the record: what was sent, accepted, spooled, delivered, lost and duplicated. */
 export function summary(fault: string, report: LoadReport, outcome: { missing: number[]; duplicated: number[] }, recoveryMs: number) {
   const delivered = report.accepted.size - outcome.missing.length
+  const window = spooledWindow(report)
   console.log(
     `[fault] ${fault}: sent ${report.sent}, accepted ${report.accepted.size}, spooled ${report.spooled}, delivered ${delivered}, ` +
-      `lost ${outcome.missing.length}, duplicated ${outcome.duplicated.length}, answers ${JSON.stringify(report.statuses)}, recovery ${recoveryMs} ms`,
+      `lost ${outcome.missing.length}, duplicated ${outcome.duplicated.length}, answers ${JSON.stringify(report.statuses)}, ` +
+      `Redis unavailable to writes for ${window ?? '-'} ms, recovery ${recoveryMs} ms`,
   )
+}
+
+/** What clients saw of an outage: from the first request spooled to the first queued in Redis again, ms. */
+export function spooledWindow(report: LoadReport): number | undefined {
+  const byTime = [...report.timings].sort((a, b) => a.at - b.at)
+  const first = byTime.find((t) => t.said === 'spooled')
+  const back = first && byTime.find((t) => t.at > first.at && t.said === 'queued')
+  return first && back ? back.at - first.at : undefined
 }
