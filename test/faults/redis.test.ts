@@ -22,6 +22,7 @@ describe('Redis faults under steady load', () => {
     await load.answered(300) // all of them while Redis is gone
     await redis.start()
     const backAt = Date.now()
+    await load.says('queued') // writes reach Redis again
     await load.answered(300)
     const report = await load.stop()
     const outcome = await fleet.settle(report.accepted)
@@ -46,6 +47,7 @@ describe('Redis faults under steady load', () => {
     await Bun.sleep(Math.max(0, 3000 - (Date.now() - frozenAt))) // the fault itself: frozen for 3 s
     redis.signal('SIGCONT')
     const thawedAt = Date.now()
+    await load.says('queued')
     await load.answered(300)
     const report = await load.stop()
     const outcome = await fleet.settle(report.accepted)
