@@ -12,6 +12,8 @@ export type RedisConfig = RedisCommon &
   (
     | { mode: 'url'; url: string }
     | { mode: 'sentinel'; sentinels: { host: string; port: number }[]; masterName: string }
+    /** Redis Cluster: any of its nodes; the client finds the rest. */
+    | { mode: 'cluster'; nodes: { host: string; port: number }[] }
     /** No REDIS_URL: `hookgate start` runs redis-server itself; other roles refuse. */
     | { mode: 'embedded' }
   )
@@ -313,16 +315,18 @@ function reader(env: Env, problems: string[]) {
 
 function readRedis(env: Env, read: ReturnType<typeof reader>, problems: string[], commandTimeoutMs: number): RedisConfig {
   const common: RedisCommon = { commandTimeoutMs, evictionPolicyCheck: read.oneOf('REDIS_EVICTION_POLICY_CHECK', ['warn', 'refuse'] as const, 'warn') }
-  if (read.bool('REDIS_SENTINEL_ENABLED', false)) {
-    const list = read.str('REDIS_SENTINELS', '')
-    const sentinels = list.split(',').map((s) => s.trim()).filter(Boolean).map((entry) => {
+  const hostPorts = (name: string) =>
+    read.str(name, '').split(',').map((s) => s.trim()).filter(Boolean).map((entry) => {
       const match = /^([^\s:]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(entry)
-      if (!match) problems.push(`REDIS_SENTINELS: ${JSON.stringify(entry)} is not host:port`)
+      if (!match) problems.push(`${name}: ${JSON.stringify(entry)} is not host:port`)
       return { host: (match?.[1] ?? '').replace(/^\[|\]$/g, ''), port: Number(match?.[2] ?? 0) }
     })
+  if (read.bool('REDIS_SENTINEL_ENABLED', false)) {
+    const sentinels = hostPorts('REDIS_SENTINELS')
     if (sentinels.length === 0) problems.push('REDIS_SENTINELS: required when REDIS_SENTINEL_ENABLED=true (host:port,host:port)')
     return { ...common, mode: 'sentinel', sentinels, masterName: read.str('REDIS_MASTER_NAME', 'mymaster') }
   }
+  if (env.REDIS_CLUSTER_NODES?.trim()) return { ...common, mode: 'cluster', nodes: hostPorts('REDIS_CLUSTER_NODES') }
   const url = env.REDIS_URL?.trim()
   if (!url) return { ...common, mode: 'embedded' }
   if (!/^(rediss?|unix):\/\/./.test(url)) {

@@ -1,4 +1,4 @@
-import { Redis, type RedisOptions } from 'ioredis'
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { RedisConfig } from './config.ts'
 import { createOutageReporter, type Log } from './log.ts'
 import releaseScript from './queue/release-lock.lua' with { type: 'text' }
@@ -35,6 +35,17 @@ export function createRedis(config: ConnectedRedisConfig, purpose: RedisPurpose,
 }
 
 function connect(config: ConnectedRedisConfig, options: RedisOptions): Redis {
+  if (config.mode === 'cluster') {
+    const { enableOfflineQueue: _, enableAutoPipelining, retryStrategy, ...redisOptions } = options
+    // A Cluster client has the commands, events and status of a Redis one, and BullMQ takes it as its connection.
+    // Its offline queue stays on: without it, a client that started while the cluster was settling its slots was
+    // seen refusing every command for good ("Cluster isn't ready"). Requests still wait at most their budget.
+    return new Cluster(config.nodes, {
+      redisOptions,
+      enableAutoPipelining,
+      clusterRetryStrategy: (attempt) => retryStrategy?.(attempt) ?? 1000,
+    }) as unknown as Redis
+  }
   if (config.mode === 'sentinel') {
     return new Redis({ ...options, sentinels: config.sentinels, name: config.masterName })
   }

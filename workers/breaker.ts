@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis'
 import { createHash } from 'node:crypto'
 import type { BreakerConfig } from '../src/config.ts'
 import type { Log } from '../src/log.ts'
-import { destinationId } from '../src/queue/names.ts'
+import { destinationId, spreadPrefix } from '../src/queue/names.ts'
 import allowScript from './breaker-allow.lua' with { type: 'text' }
 import recordScript from './breaker-record.lua' with { type: 'text' }
 
@@ -28,7 +28,7 @@ export function createBreaker(deps: { redis: Redis; prefix: string; config: Brea
   const redis = deps.redis as BreakerCommands
   redis.defineCommand('breakerAllow', { numberOfKeys: 1, lua: allowScript })
   redis.defineCommand('breakerRecord', { numberOfKeys: 1, lua: recordScript })
-  const keyOf = (url: string) => `${deps.prefix}:breaker:${createHash('sha256').update(destinationId(url)).digest('hex').slice(0, 24)}`
+  const keyOf = (url: string) => `${spreadPrefix(deps.prefix)}:breaker:${createHash('sha256').update(destinationId(url)).digest('hex').slice(0, 24)}`
 
   return {
     async allow(url, owner, probeTimeoutMs) {

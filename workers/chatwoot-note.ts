@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis'
 import type { Config } from '../src/config.ts'
 import type { Instances } from '../src/instances.ts'
 import type { Log } from '../src/log.ts'
-import { postedKey, type ChatwootNoteJobData } from '../src/queue/names.ts'
+import { postedKey, spreadPrefix, type ChatwootNoteJobData } from '../src/queue/names.ts'
 import tokenBucketScript from '../src/ingest/token-bucket.lua' with { type: 'text' }
 import { waitWithoutTrying } from './backoff.ts'
 import { postJson } from './http.ts'
@@ -28,7 +28,7 @@ export function createChatwootNoteProcessor(deps: { config: Config; instances: I
     const posted = postedKey(config.queue.prefix, job.id!)
     if ((await redis.exists(posted)) === 1) return { status: 'posted_before' }
     // The instance's own token bucket, fleet-wide: a burst of replies waits its turn instead of getting its token throttled.
-    const [consumed, waitMs] = await redis.takeToken(1, `${config.queue.prefix}:rl:chatwoot-api:${instanceId}`, 1, burst, perSecond, 0, 0)
+    const [consumed, waitMs] = await redis.takeToken(1, `${spreadPrefix(config.queue.prefix)}:rl:chatwoot-api:${instanceId}`, 1, burst, perSecond, 0, 0)
     if (consumed > burst) return waitWithoutTrying(job, waitMs, token)
     const url = `${chatwoot.url.replace(/\/+$/, '')}/api/v1/accounts/${conversation.accountId}/conversations/${conversation.conversationId}/messages`
     const body = JSON.stringify({ content, message_type: 'outgoing', private: job.data.private, source_id: sourceId })

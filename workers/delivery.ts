@@ -39,6 +39,23 @@ function currentDestination(routes: readonly RouteConfig[], index: number, route
   return routes.find((route) => destinationId(route.destination.url) === routedTo)?.destination
 }
 
+/**
+ * Writes what must not be lost once the destination has the event (its delivered marker), trying again while Redis is
+ * away, for up to `withinMs` (the job's lock): failing at once would have the job run again and deliver twice.
+ */
+async function untilWritten(write: () => Promise<unknown>, withinMs: number): Promise<void> {
+  const deadline = Date.now() + withinMs
+  for (;;) {
+    try {
+      await write()
+      return
+    } catch (error) {
+      if (Date.now() >= deadline) throw error
+      await Bun.sleep(100)
+    }
+  }
+}
+
 /** A reply or note longer than this is cut: Chatwoot messages are meant for people. */
 const MAX_MESSAGE_CHARS = 10_000
 
@@ -104,7 +121,7 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
       // The reply or note first (its jobs' ids are stable, so adding them twice is harmless), then the marker: a
       // failure in between delivers the event again (destinations dedupe by webhook-id) rather than losing a reply.
       await answerBack(id, instanceId, conversation, answer.json)
-      await redis.set(deliveredKey(prefix, id), '1', 'EX', config.queue.retentionSeconds)
+      await untilWritten(() => redis.set(deliveredKey(prefix, id), '1', 'EX', config.queue.retentionSeconds), config.workers.jobLockMs)
       if (job.data.batch) await redis.ltrim(batchKey(prefix, job.data.batch), job.data.batchTaken ?? 0, -1)
       await breaker.record(destination.url, true, owner)
       metrics.breakerOpen.set({ host }, 0)

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis'
 import { randomUUID } from 'node:crypto'
 import type { Log } from '../src/log.ts'
+import { spreadPrefix } from '../src/queue/names.ts'
 import { withReleaseLock, type WithReleaseLock } from '../src/redis.ts'
 import leaseScript from './leader-lease.lua' with { type: 'text' }
 
@@ -33,7 +34,9 @@ export function runWhileLeader(deps: {
   const redis = withReleaseLock(deps.redis) as LeaseCommand
   redis.defineCommand('leaderLease', { numberOfKeys: 2, lua: leaseScript })
   const owner = `${process.pid}:${randomUUID()}`
-  const [lease, counter] = [`${deps.prefix}:leader`, `${deps.prefix}:leader:token`]
+  // Their own hash tag: one script uses both.
+  const tag = `${spreadPrefix(deps.prefix)}:{leader}`
+  const [lease, counter] = [tag, `${tag}:token`]
   let token = 0
   let lastDuty = 0
   let duty: Promise<void> | undefined

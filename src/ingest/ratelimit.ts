@@ -9,6 +9,7 @@ import type { Metrics } from '../metrics.ts'
 import type { RedisBreaker } from '../redis-breaker.ts'
 import { atMost } from '../redis.ts'
 import type { DedupeLock } from '../queue/enqueue.ts'
+import { spreadPrefix } from '../queue/names.ts'
 import { MemoryTokenBucket, type BucketParams } from './memory-bucket.ts'
 import tokenBucketScript from './token-bucket.lua' with { type: 'text' }
 
@@ -54,22 +55,25 @@ const DISABLED: Limiter = { takeForIp: async () => null, takeForInstance: async 
 export function createLimiter(deps: Deps): Limiter {
   const { config, log, metrics } = deps
   if (!config.enabled) return DISABLED
-  const prefix = `${deps.keyPrefix}:rl`
+  // The per-IP buckets spread over a Cluster's slots; an instance's buckets share the queues' hash tag, since their
+  // script also takes the event's dedupe lock.
+  const spread = `${spreadPrefix(deps.keyPrefix)}:rl`
+  const tagged = `${deps.keyPrefix}:rl`
   const redis = deps.redis as BucketCommand
   redis.defineCommand('takeToken', { lua: tokenBucketScript })
   const redisState = createOutageReporter(log, {}, {
     down: 'rate limiter: Redis unavailable; limiting per process in memory until it is back',
     up: 'rate limiter: Redis is back; limits are fleet-wide again',
   })
-  const bucket = (name: string, params: BucketParams) => ({
+  const bucket = (keyPrefix: string, params: BucketParams) => ({
     params,
-    limiter: new RedisTokenBucket(redis, params, `${prefix}:${name}`, redisState, deps.breaker, deps.budgetMs),
+    limiter: new RedisTokenBucket(redis, params, keyPrefix, redisState, deps.breaker, deps.budgetMs),
   })
 
   const ipBuckets = {
-    webhook: { keyClass: 'ip_webhook' as const, ...bucket('ip-webhook', plain(config.ip)) },
-    other: { keyClass: 'ip_other' as const, ...bucket('ip-other', plain(config.ip)) },
-    admin: { keyClass: 'ip_admin' as const, ...bucket('ip-admin', plain(config.admin)) },
+    webhook: { keyClass: 'ip_webhook' as const, ...bucket(`${spread}:ip-webhook`, plain(config.ip)) },
+    other: { keyClass: 'ip_other' as const, ...bucket(`${spread}:ip-other`, plain(config.ip)) },
+    admin: { keyClass: 'ip_admin' as const, ...bucket(`${spread}:ip-admin`, plain(config.admin)) },
   }
   // Keyed by the instance's config object: a reload that changes an instance's limit gets a new bucket object (its
   // state in Redis carries on under the same key).
@@ -79,7 +83,7 @@ export function createLimiter(deps: Deps): Limiter {
     if (!instance) return undefined
     let chosen = instanceBuckets.get(instance.config)
     if (!chosen) {
-      chosen = bucket(`instance:${instance.id}`, shaping(instanceRateLimit(config.instance, instance.config), config.maxShapeDelayMs))
+      chosen = bucket(`${tagged}:instance:${instance.id}`, shaping(instanceRateLimit(config.instance, instance.config), config.maxShapeDelayMs))
       instanceBuckets.set(instance.config, chosen)
     }
     return chosen

@@ -89,7 +89,15 @@ export interface LogJobData {
   error?: string
 }
 
-/** Redis keys outside BullMQ's own. Every one carries the queue prefix's hash tag, so one Lua script may touch them together. */
+/**
+ * The prefix without its hash tag (`{hookgate}` → `hookgate`), for keys no script touches together with the queues':
+ * on a Redis Cluster they spread over the slots instead of crowding the queues' one.
+ */
+export function spreadPrefix(prefix: string): string {
+  return prefix.replace(/^\{(.*)\}$/, '$1')
+}
+
+/** The dedupe lock shares the queues' hash tag: one script checks it with the webhook job's key. */
 export function dedupeLockKey(prefix: string, dedupeKey: string): string {
   return `${prefix}:dedupe:${dedupeKey}`
 }
@@ -101,25 +109,25 @@ export function webhookJobKey(prefix: string, jobId: string): string {
 
 /** Set once a delivery succeeded: a duplicate or replayed delivery job never delivers twice. */
 export function deliveredKey(prefix: string, deliveryJobId: string): string {
-  return `${prefix}:delivered:${deliveryJobId}`
+  return `${spreadPrefix(prefix)}:delivered:${deliveryJobId}`
 }
 
 /** Held while a delivery is in flight, so two workers never POST the same delivery at once. */
 export function deliveringKey(prefix: string, deliveryJobId: string): string {
-  return `${prefix}:delivering:${deliveryJobId}`
+  return `${spreadPrefix(prefix)}:delivering:${deliveryJobId}`
 }
 
 /** A debounced route's pending events of one conversation: a list of "<webhook job id>\n<event body>". */
 export function batchKey(prefix: string, batch: string): string {
-  return `${prefix}:batch:${batch}`
+  return `${spreadPrefix(prefix)}:batch:${batch}`
 }
 
 /** An instance's event log: a Redis Stream capped at EVENT_LOG_MAX_LEN entries. */
 export function eventLogKey(prefix: string, instanceId: string): string {
-  return `${prefix}:events:${instanceId}`
+  return `${spreadPrefix(prefix)}:events:${instanceId}`
 }
 
 /** Set once a reply or note was posted to Chatwoot: a note job run again (stalled, replayed) posts nothing more. */
 export function postedKey(prefix: string, noteJobId: string): string {
-  return `${prefix}:posted:${noteJobId}`
+  return `${spreadPrefix(prefix)}:posted:${noteJobId}`
 }

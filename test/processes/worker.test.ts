@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Job, Queue, QueueEvents } from 'bullmq'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { freePort } from '../../src/embedded-redis.ts'
-import { QUEUE } from '../../src/queue/names.ts'
+import { QUEUE, eventLogKey } from '../../src/queue/names.ts'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { ACME_TOKEN, testApp, testEnv, webhookRequest, type TestGateway } from '../helpers/deps.ts'
 import { startRecorder } from '../helpers/http-server.ts'
@@ -134,7 +134,7 @@ describe('fleet leadership', () => {
     // A fleet of its own (its own key prefix): the workers above may still hold a lease on theirs.
     const prefix = '{leadership}'
     const leaderEnv = { ...env, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'info', LEADER_LEASE_MS: '600', DUTY_INTERVAL_MS: '200', EVENT_LOG_MAX_LEN: '10' }
-    const logKey = `${prefix}:events:acme`
+    const logKey = eventLogKey(prefix, 'acme')
     for (let i = 0; i < 30; i++) await gateway.commands.xadd(logKey, '*', 'kind', 'routed', 'n', String(i))
     const start = async (extra: Record<string, string> = {}) => {
       const child = spawnHookgate(['worker'], { ...leaderEnv, ...extra })

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Job, Queue, QueueEvents } from 'bullmq'
 import { createLogger } from '../../src/log.ts'
-import { QUEUE } from '../../src/queue/names.ts'
+import { QUEUE, eventLogKey } from '../../src/queue/names.ts'
 import type { ConnectedRedisConfig } from '../../src/redis.ts'
 import { startWorkers, type RunningWorkers } from '../../workers/runtime.ts'
 import { signStandardWebhook } from '../../workers/sign.ts'
@@ -173,7 +173,7 @@ describe('webhook → delivery', () => {
 describe('the event log', () => {
   test('gets a line when an event is routed and one when it is delivered, in the instance\'s capped stream', async () => {
     const { webhookJob } = await ingest(incoming())
-    const key = `${gateway.config.queue.prefix}:events:acme`
+    const key = eventLogKey(gateway.config.queue.prefix, 'acme')
     const lines: Record<string, string>[] = []
     let lastId = '0'
     const reader = gateway.commands.duplicate({ enableOfflineQueue: true })

@@ -1,0 +1,62 @@
+import { afterAll, describe, expect, test } from 'bun:test'
+import { Cluster } from 'ioredis'
+import { eventLogKey } from '../../src/queue/names.ts'
+import { startFleet, startLoad, summary } from '../faults/fleet.ts'
+import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
+import { startCluster } from '../helpers/cluster.ts'
+import { ACME_TOKEN } from '../helpers/deps.ts'
+import { startRedis, type TestRedis } from '../helpers/redis.ts'
+
+let cluster: Awaited<ReturnType<typeof startCluster>> | undefined
+let fleet: Awaited<ReturnType<typeof startFleet>> | undefined
+let client: Cluster | undefined
+let unused: TestRedis | undefined
+
+afterAll(async () => {
+  client?.disconnect()
+  await fleet?.stop()
+  await cluster?.stop()
+  await unused?.stop()
+})
+
+describe('Redis Cluster: three masters', () => {
+  test('the whole path works (accept, dedupe, rate limit, deliver, event log, leader) and keys land on every master', async () => {
+    cluster = await startCluster()
+    client = new Cluster(cluster.ports.map((port) => ({ host: '127.0.0.1', port })))
+    unused = await startRedis()
+    fleet = await startFleet(unused, cluster.env, undefined, client)
+
+    const load = startLoad(fleet.base)
+    await load.answered(300)
+    const report = await load.stop()
+    const outcome = await fleet.settle(report.accepted)
+    summary('cluster, steady load', report, outcome, 0)
+    expect(report.statuses).toEqual({ 202: report.sent })
+    expect(report.spooled).toBe(0)
+    expect(outcome.missing).toEqual([])
+    expect(outcome.duplicated).toEqual([])
+
+    // Dedupe: the same event again is already queued.
+    const repeat = await fetch(`${fleet.base}/webhook/chatwoot/acme?token=${ACME_TOKEN}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: [...report.accepted][0]! })),
+    })
+    expect(await repeat.json()).toMatchObject({ status: 'already_queued' })
+
+    // Rate limit: failed requests from one IP meet their bucket (a key of its own slot).
+    const refused = await Promise.all(
+      Array.from({ length: 80 }, () => fetch(`${fleet!.base}/webhook/chatwoot/acme?token=not-the-token-0123456789`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }).then((r) => r.status)),
+    )
+    expect(refused).toContain(401)
+    expect(refused).toContain(429)
+
+    // The event log (a stream per instance) and the leader lease.
+    expect(await client.xlen(eventLogKey(fleet.env.REDIS_KEY_PREFIX!, 'acme'))).toBeGreaterThan(0)
+    await fleet.gateway.waitFor(/"msg":"became leader; running fleet duties"/)
+
+    // Spread: every master holds keys (the queues share one slot by design; markers, logs, buckets do not).
+    const perNode = await cluster.keysPerNode()
+    expect(perNode.every((keys) => keys > 0)).toBe(true)
+  }, 120_000)
+})
