@@ -21,6 +21,11 @@ export type RedisConfig = RedisCommon &
 interface RedisCommon {
   commandTimeoutMs: number
   /**
+   * For Sentinel and Cluster (a REDIS_URL carries its own): the Redis password (REDIS_PASSWORD, with REDIS_USERNAME
+   * for an ACL user), the sentinels' (REDIS_SENTINEL_PASSWORD), and TLS to Redis and sentinels (REDIS_TLS, false).
+   */
+  auth: { username?: string; password?: string; sentinelPassword?: string; tls: boolean }
+  /**
    * What to do at start when Redis may evict keys (maxmemory-policy other than noeviction), which loses queued jobs:
    * `warn` loudly and go on, or `refuse` to start (REDIS_EVICTION_POLICY_CHECK, warn).
    */
@@ -314,7 +319,17 @@ function reader(env: Env, problems: string[]) {
 }
 
 function readRedis(env: Env, read: ReturnType<typeof reader>, problems: string[], commandTimeoutMs: number): RedisConfig {
-  const common: RedisCommon = { commandTimeoutMs, evictionPolicyCheck: read.oneOf('REDIS_EVICTION_POLICY_CHECK', ['warn', 'refuse'] as const, 'warn') }
+  const optional = (name: string) => env[name] || undefined
+  const common: RedisCommon = {
+    commandTimeoutMs,
+    evictionPolicyCheck: read.oneOf('REDIS_EVICTION_POLICY_CHECK', ['warn', 'refuse'] as const, 'warn'),
+    auth: {
+      username: optional('REDIS_USERNAME'),
+      password: optional('REDIS_PASSWORD'),
+      sentinelPassword: optional('REDIS_SENTINEL_PASSWORD'),
+      tls: read.bool('REDIS_TLS', false),
+    },
+  }
   const hostPorts = (name: string) =>
     read.str(name, '').split(',').map((s) => s.trim()).filter(Boolean).map((entry) => {
       const match = /^([^\s:]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(entry)

@@ -34,7 +34,15 @@ export function createRedis(config: ConnectedRedisConfig, purpose: RedisPurpose,
   return redis
 }
 
-function connect(config: ConnectedRedisConfig, options: RedisOptions): Redis {
+function connect(config: ConnectedRedisConfig, baseOptions: RedisOptions): Redis {
+  if (config.mode === 'url') {
+    // The URL carries its own user, password and TLS (rediss://).
+    return config.url.startsWith('unix://')
+      ? new Redis({ ...baseOptions, path: config.url.slice('unix://'.length) })
+      : new Redis(config.url, baseOptions)
+  }
+  const { username, password, sentinelPassword, tls } = config.auth
+  const options: RedisOptions = { ...baseOptions, ...(username ? { username } : {}), ...(password ? { password } : {}), ...(tls ? { tls: {} } : {}) }
   if (config.mode === 'cluster') {
     const { enableOfflineQueue: _, enableAutoPipelining, retryStrategy, ...redisOptions } = options
     // A Cluster client has the commands, events and status of a Redis one, and BullMQ takes it as its connection.
@@ -46,13 +54,7 @@ function connect(config: ConnectedRedisConfig, options: RedisOptions): Redis {
       clusterRetryStrategy: (attempt) => retryStrategy?.(attempt) ?? 1000,
     }) as unknown as Redis
   }
-  if (config.mode === 'sentinel') {
-    return new Redis({ ...options, sentinels: config.sentinels, name: config.masterName })
-  }
-  if (config.url.startsWith('unix://')) {
-    return new Redis({ ...options, path: config.url.slice('unix://'.length) })
-  }
-  return new Redis(config.url, options)
+  return new Redis({ ...options, sentinels: config.sentinels, name: config.masterName, ...(sentinelPassword ? { sentinelPassword } : {}), ...(tls ? { sentinelTLS: {}, enableTLSForSentinelMode: true } : {}) })
 }
 
 /** One log line when a connection goes down and one when it is back, not one per failed retry. */

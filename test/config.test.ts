@@ -38,6 +38,18 @@ describe('loadConfig', () => {
     expect(sentinel.redis).toMatchObject({ mode: 'sentinel', masterName: 'hg', sentinels: [{ host: 'a', port: 26379 }, { host: '::1', port: 26380 }] })
   })
 
+  test('reads a Redis Cluster\'s nodes, and the passwords and TLS that Sentinel and Cluster take from the environment', () => {
+    const cluster = loadConfig({ ...base(), REDIS_CLUSTER_NODES: '10.0.0.1:7000,10.0.0.2:7001', REDIS_PASSWORD: 'pw', REDIS_TLS: 'true' })
+    expect(cluster.redis).toMatchObject({
+      mode: 'cluster',
+      nodes: [{ host: '10.0.0.1', port: 7000 }, { host: '10.0.0.2', port: 7001 }],
+      auth: { password: 'pw', tls: true },
+    })
+    const sentinel = loadConfig({ ...base(), REDIS_SENTINEL_ENABLED: 'true', REDIS_SENTINELS: 'a:1', REDIS_SENTINEL_PASSWORD: 'spw' })
+    expect(sentinel.redis).toMatchObject({ auth: { sentinelPassword: 'spw', tls: false } })
+    expect(problemsOf({ ...base(), REDIS_CLUSTER_NODES: 'nohost' })).toEqual(['REDIS_CLUSTER_NODES: "nohost" is not host:port'])
+  })
+
   test('reports every bad setting at once, each by name', () => {
     const problems = problemsOf({
       ...base(),

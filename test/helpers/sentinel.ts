@@ -6,6 +6,9 @@ import { join } from 'node:path'
 import { freePort, waitForLine } from '../../src/embedded-redis.ts'
 
 export const MASTER_NAME = 'hookgate'
+/** Redis and the sentinels each require a password, as in production: hookgate must bring both. */
+export const REDIS_PASSWORD = 'redis-password-0123'
+export const SENTINEL_PASSWORD = 'sentinel-password-0123'
 
 /**
  * Redis Sentinel from the Debian packages (redis-server, redis-sentinel), on free loopback ports: a master and one
@@ -23,7 +26,8 @@ export async function startSentinelSet() {
   const server = async (port: number, name: string, extra: string[] = []) =>
     launch(
       ['redis-server', '--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'yes', '--appendfsync', 'always',
-        '--dir', dir, '--appendfilename', `${name}.aof`, '--appenddirname', `${name}-aof`, ...extra],
+        '--dir', dir, '--appendfilename', `${name}.aof`, '--appenddirname', `${name}-aof`,
+        '--requirepass', REDIS_PASSWORD, '--masterauth', REDIS_PASSWORD, ...extra],
       /Ready to accept connections/,
     )
 
@@ -42,7 +46,9 @@ export async function startSentinelSet() {
         `port ${port}`,
         'bind 127.0.0.1',
         `dir ${dir}`,
+        `requirepass ${SENTINEL_PASSWORD}`,
         `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${masterPort} 2`,
+        `sentinel auth-pass ${MASTER_NAME} ${REDIS_PASSWORD}`,
         `sentinel down-after-milliseconds ${MASTER_NAME} 1000`,
         `sentinel failover-timeout ${MASTER_NAME} 5000`,
         `sentinel parallel-syncs ${MASTER_NAME} 1`,
@@ -52,11 +58,11 @@ export async function startSentinelSet() {
     await launch(['redis-sentinel', file], /Sentinel ID is/)
   }
   const sentinels = sentinelPorts.map((port) => ({ host: '127.0.0.1', port }))
-  const ask = new Redis({ host: '127.0.0.1', port: sentinelPorts[0] })
+  const ask = new Redis({ host: '127.0.0.1', port: sentinelPorts[0], password: SENTINEL_PASSWORD })
 
   /** Resolves when the replica is in sync and every sentinel knows it and the other sentinels (ready to fail over). */
   async function ready(): Promise<void> {
-    const replica = new Redis({ host: '127.0.0.1', port: replicaPort })
+    const replica = new Redis({ host: '127.0.0.1', port: replicaPort, password: REDIS_PASSWORD })
     try {
       while (!(await replica.info('replication')).includes('master_link_status:up')) await Bun.sleep(100)
     } finally {
@@ -65,7 +71,7 @@ export async function startSentinelSet() {
     for (;;) {
       const views = await Promise.all(
         sentinelPorts.map(async (port) => {
-          const sentinel = new Redis({ host: '127.0.0.1', port })
+          const sentinel = new Redis({ host: '127.0.0.1', port, password: SENTINEL_PASSWORD })
           try {
             const [master] = (await sentinel.call('SENTINEL', 'masters')) as string[][]
             const field = (name: string) => master![master!.indexOf(name) + 1]
@@ -89,7 +95,11 @@ export async function startSentinelSet() {
       REDIS_SENTINEL_ENABLED: 'true',
       REDIS_SENTINELS: sentinelPorts.map((port) => `127.0.0.1:${port}`).join(','),
       REDIS_MASTER_NAME: MASTER_NAME,
+      REDIS_PASSWORD,
+      REDIS_SENTINEL_PASSWORD: SENTINEL_PASSWORD,
     },
+    /** How the test itself reaches the master through the sentinels. */
+    connection: { sentinels, name: MASTER_NAME, password: REDIS_PASSWORD, sentinelPassword: SENTINEL_PASSWORD },
     ready,
     /** The port the sentinels name as master now. */
     async currentMasterPort(): Promise<number> {

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from 'bun:test'
 import { startFleet, startLoad, summary } from '../faults/fleet.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
-import { MASTER_NAME, startSentinelSet } from '../helpers/sentinel.ts'
+import { startSentinelSet } from '../helpers/sentinel.ts'
 
 let set: Awaited<ReturnType<typeof startSentinelSet>> | undefined
 let fleet: Awaited<ReturnType<typeof startFleet>> | undefined
@@ -13,13 +13,13 @@ afterAll(async () => {
   await unused?.stop()
 })
 
-describe('Redis Sentinel: master, replica, three sentinels', () => {
+describe('Redis Sentinel: master, replica, three sentinels, passwords on both', () => {
   test('the master is killed under steady load: Sentinel promotes the replica, hookgate follows, and every accepted event is delivered once', async () => {
     set = await startSentinelSet()
     await set.ready()
     // startFleet wants a test Redis for its defaults; the gateway and the test both go through the sentinels instead.
     unused = await startRedis()
-    fleet = await startFleet(unused, set.env, undefined, { sentinels: set.sentinels, name: MASTER_NAME })
+    fleet = await startFleet(unused, set.env, undefined, set.connection)
     const load = startLoad(fleet.base)
     await load.answered(200)
     await set.killMaster()
