@@ -9,6 +9,7 @@
  *            (charted), with every answer accounted for against the jobs in Redis.
  *   workers  a webhook queue pre-filled with N events drained by `hookgate worker` into a local destination.
  *   metrics  (not by default) peak req/s of one API process with METRICS_ENABLED on and off.
+ *   cluster  (not by default) peak req/s of one API process on the single Redis and on a 3-master Redis Cluster.
  *
  * Writes bench/results/<time>.json, .md (the tables) and -rate.svg (the chart). Needs redis-server, wrk and node.
  *
@@ -17,7 +18,7 @@
  *                 [--scenarios peak,rate,workers]
  */
 import { Queue } from 'bullmq'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -25,6 +26,7 @@ import { parseArgs } from 'node:util'
 import { freePort } from '../src/embedded-redis.ts'
 import { QUEUE } from '../src/queue/names.ts'
 import { chatwoot, toChatwootJson } from '../test/fixtures/chatwoot.ts'
+import { startCluster } from '../test/helpers/cluster.ts'
 import { startRedis } from '../test/helpers/redis.ts'
 import { runArrivalRate, type ArrivalRateResult } from './harness/arrival-rate.ts'
 import { latencyChartSvg } from './harness/chart.ts'
@@ -87,8 +89,9 @@ writeFileSync(instancesFile, JSON.stringify({ instances: [{ id: 'bench', tokens:
 interface Target {
   name: string
   kind: 'hookgate' | 'floor' | 'express'
-  /** Where its jobs go, to count them. */
+  /** Where its jobs go, to count them (on the harness's Redis unless `redis` says otherwise). */
   prefix: string
+  redis?: Redis
   start(port: number): ReturnType<typeof startServer>
   path: string
 }
@@ -150,6 +153,7 @@ const began = performance.now()
 const results: {
   peak?: { target: string; kind: Target['kind']; runs: PeakRun[]; median: PeakRun }[]
   metrics?: Awaited<ReturnType<typeof peak>>
+  cluster?: Awaited<ReturnType<typeof peak>>
   rate?: ArrivalRateResult & { target: string; accepted: number; jobs: number; lost: number; unanswered: number }
   workers?: WorkerResult[]
 } = {}
@@ -157,6 +161,7 @@ const results: {
 try {
   if (settings.scenarios.has('peak')) results.peak = await peak([express, floor, ...settings.apiProcesses.map((n) => hookgate(n))])
   if (settings.scenarios.has('metrics')) results.metrics = await peak([hookgate(1), hookgate(1, { METRICS_ENABLED: 'false' }, ', metrics off')])
+  if (settings.scenarios.has('cluster')) results.cluster = await onCluster()
   if (settings.scenarios.has('rate')) results.rate = await fixedRate()
   if (settings.scenarios.has('workers')) results.workers = await workers()
   report()
@@ -177,9 +182,9 @@ async function peak(targets: Target[]) {
         const url = `http://127.0.0.1:${port}${target.path}`
         const wrk = { url, connections: settings.connections, threads: settings.threads, bodyFile }
         await runWrk({ ...wrk, seconds: settings.warmupSeconds }) // JIT, connection pools
-        const before = await jobCount(target.prefix)
+        const before = await jobCount(target)
         const result = await runWrk({ ...wrk, seconds: settings.seconds })
-        const jobs = (await settledJobCount(target.prefix)) - before
+        const jobs = (await settledJobCount(target)) - before
         const accepted = result.requests - result.non2xx
         // wrk stops counting at its deadline with up to one request per connection in flight: those may be queued
         // unanswered (jobs > accepted); an answered request with no job would be a loss.
@@ -215,6 +220,20 @@ async function peak(targets: Target[]) {
   })
 }
 
+/** Peak of one API process on the single Redis and on a Redis Cluster of three masters, in the same run. */
+async function onCluster() {
+  // No persistence, like the harness's single Redis: the same work on both.
+  const cluster = await startCluster({ persistent: false })
+  const clusterClient = new Cluster(cluster.ports.map((port) => ({ host: '127.0.0.1', port })), { redisOptions: { maxRetriesPerRequest: null } })
+  try {
+    const onIt = { ...hookgate(1, cluster.env, ', Redis Cluster (3 masters)'), redis: clusterClient as unknown as Redis }
+    return await peak([hookgate(1, {}, ', single Redis'), onIt])
+  } finally {
+    clusterClient.disconnect()
+    await cluster.stop()
+  }
+}
+
 async function fixedRate() {
   const target = hookgate(Math.max(...settings.apiProcesses))
   await redis.flushall()
@@ -224,9 +243,9 @@ async function fixedRate() {
     const url = `http://127.0.0.1:${port}${target.path}`
     const firstId = 10_000_000_000
     await runArrivalRate({ url, rate: settings.rate, seconds: 1, body: (i) => bodyWithId(firstId - 1_000_000 + i) }) // warm-up
-    const before = await jobCount(target.prefix)
+    const before = await jobCount(target)
     const run = await runArrivalRate({ url, rate: settings.rate, seconds: settings.rateSeconds, body: (i) => bodyWithId(firstId + i) })
-    const jobs = (await settledJobCount(target.prefix)) - before
+    const jobs = (await settledJobCount(target)) - before
     const accepted = run.statuses[202] ?? 0
     log(`rate ${settings.rate}/s for ${settings.rateSeconds} s, ${target.name}: p50 ${run.latency.p50} ms, p95 ${run.latency.p95} ms, p99 ${run.latency.p99} ms, accepted ${accepted}/${run.sent}, jobs ${jobs}`)
     return { ...run, target: target.name, accepted, jobs, lost: Math.max(0, accepted - jobs), unanswered: Math.max(0, jobs - accepted) }
@@ -255,8 +274,8 @@ async function workers() {
 }
 
 /** Jobs of a target's webhook queue, whatever their state. */
-async function jobCount(prefix: string): Promise<number> {
-  const queue = new Queue(QUEUE.webhook, { connection: redis, prefix })
+async function jobCount(target: Target): Promise<number> {
+  const queue = new Queue(QUEUE.webhook, { connection: target.redis ?? redis, prefix: target.prefix })
   try {
     return Object.values(await queue.getJobCounts()).reduce((sum, n) => sum + n, 0)
   } finally {
@@ -265,10 +284,10 @@ async function jobCount(prefix: string): Promise<number> {
 }
 
 /** The job count once requests still in the server (wrk's last ones) have been handled: stable for 200 ms. */
-async function settledJobCount(prefix: string): Promise<number> {
+async function settledJobCount(target: Target): Promise<number> {
   let last = -1
   for (;;) {
-    const count = await jobCount(prefix)
+    const count = await jobCount(target)
     if (count === last) return count
     last = count
     await Bun.sleep(200)
@@ -313,6 +332,11 @@ function report() {
     const [on, off] = results.metrics
     lines.push('', `## Cost of metrics on the hot path (${wrkSettings})`, '', ...peakTable(results.metrics), '')
     lines.push(`Metrics on: ${Math.round((on!.median.rps / off!.median.rps) * 1000) / 10} % of the throughput with them off.`)
+  }
+  if (results.cluster) {
+    const [single, clustered] = results.cluster
+    lines.push('', `## Single Redis vs Redis Cluster (${wrkSettings})`, '', ...peakTable(results.cluster), '')
+    lines.push(`On the cluster: ${Math.round((clustered!.median.rps / single!.median.rps) * 1000) / 10} % of the throughput on one Redis.`)
   }
   if (results.rate) {
     const r = results.rate

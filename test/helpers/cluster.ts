@@ -22,16 +22,18 @@ async function freeClusterPort(): Promise<number> {
 
 /**
  * A Redis Cluster of three masters from the Debian package (redis-server, and redis-cli --cluster create), on free
- * loopback ports, with AOF fsynced always.
+ * loopback ports, with AOF fsynced always (`persistent`, as in tests) or no persistence (as the benchmark's single Redis).
  */
-export async function startCluster() {
+export async function startCluster(options: { persistent?: boolean } = {}) {
+  const { persistent = true } = options
   const dir = mkdtempSync(join(tmpdir(), 'hookgate-cluster-'))
   const ports = [await freeClusterPort(), await freeClusterPort(), await freeClusterPort()]
   const children: Subprocess[] = []
   for (const port of ports) {
     const child = Bun.spawn(
       ['redis-server', '--bind', '127.0.0.1', '--port', String(port), '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`,
-        '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--appendfilename', `${port}.aof`, '--appenddirname', `aof-${port}`],
+        '--dir', dir, '--save', '',
+        ...(persistent ? ['--appendonly', 'yes', '--appendfsync', 'always', '--appendfilename', `${port}.aof`, '--appenddirname', `aof-${port}`] : ['--appendonly', 'no'])],
       { stdout: 'pipe', stderr: 'inherit', stdin: 'ignore' },
     )
     if (!(await waitForLine(child.stdout, /Ready to accept connections/, 10_000))) throw new Error(`cluster node ${port} did not start`)
