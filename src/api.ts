@@ -43,8 +43,9 @@ export async function buildApi(config: Config, redisConfig: ConnectedRedisConfig
   const enqueuer = createEnqueuer({ config: config.queue, commands, queues, log, metrics })
   const budgetMs = config.spool.redisBudgetMs
   const breaker = createRedisBreaker({ redis: commands, budgetMs, log })
-  const acceptor = createAcceptor({ enqueuer, spool, breaker, budgetMs })
-  const replayer = startReplayer({ spool, enqueuer, breaker, log })
+  const replicas = config.spool.waitReplicas > 0 ? { producer, count: config.spool.waitReplicas } : undefined
+  const acceptor = createAcceptor({ enqueuer, spool, breaker, budgetMs, replicas })
+  const replayer = startReplayer({ spool, enqueuer, breaker, log, replicas })
   const limiter = createLimiter({ config: config.rateLimit, keyPrefix: config.queue.prefix, redis: commands, instances, log, metrics, breaker, budgetMs })
   const clientIp = createClientIp(config.trustedProxies)
   const app = createApp({ config, log, instances, acceptor, limiter, clientIp, metrics, breaker, spool, queues, operations, redis: commands })

@@ -130,6 +130,11 @@ export interface Config {
     maxBytes: number
     /** How long a webhook waits on Redis (each of its commands) before it is spooled (REDIS_ENQUEUE_BUDGET_MS, 250). */
     redisBudgetMs: number
+    /**
+     * Replicas that must have a queued event before it counts as queued (REDIS_WAIT_REPLICAS, 0): Redis replicates
+     * asynchronously, so without it a failover can lose what the old master acknowledged. Not with Redis Cluster.
+     */
+    waitReplicas: number
   }
   instances: readonly InstanceConfig[]
   /** Where the instances came from: a file, or the generated `default` instance. */
@@ -255,9 +260,13 @@ export function loadConfig(env: Env): Config {
       dir: resolve(read.str('SPOOL_DIR', join(dataDir, 'spool'))),
       maxBytes: read.int('SPOOL_MAX_BYTES', 256 * 1024 * 1024, 4096, 1024 ** 4),
       redisBudgetMs: read.int('REDIS_ENQUEUE_BUDGET_MS', 250, 10, 60_000),
+      waitReplicas: read.int('REDIS_WAIT_REPLICAS', 0, 0, 16),
     },
     instances,
     instancesSource: instancesPath ? { kind: 'file', path: resolve(instancesPath), env: { ...env } } : { kind: 'default' },
+  }
+  if (config.spool.waitReplicas > 0 && config.redis.mode === 'cluster') {
+    problems.push('REDIS_WAIT_REPLICAS: not supported with REDIS_CLUSTER_NODES (WAIT must reach the node that took the write)')
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return deepFreeze(config)

@@ -130,3 +130,16 @@ export async function evictionPolicyAllowsStart(config: ConnectedRedisConfig, lo
     redis.disconnect()
   }
 }
+
+/** REDIS_WAIT_REPLICAS: the connection whose writes must reach `count` replicas. */
+export interface Replicas {
+  producer: Redis
+  count: number
+}
+
+/** Whether `count` replicas have had every write of the connection so far (WAIT), within `timeoutMs`; true without. */
+export async function replicated(replicas: Replicas | undefined, timeoutMs: number): Promise<boolean> {
+  if (!replicas) return true
+  const acknowledged = await atMost(timeoutMs + 100, replicas.producer.wait(replicas.count, timeoutMs))
+  return (acknowledged ?? 0) >= replicas.count
+}

@@ -1,7 +1,7 @@
 import type { DedupeLock, EnqueueResult, Enqueuer } from '../queue/enqueue.ts'
 import type { WebhookJobData } from '../queue/names.ts'
 import type { RedisBreaker } from '../redis-breaker.ts'
-import { atMost } from '../redis.ts'
+import { atMost, replicated, type Replicas } from '../redis.ts'
 import type { Spool } from '../spool/spool.ts'
 
 export type AcceptResult = EnqueueResult | { status: 'spooled'; jobId: string }
@@ -15,19 +15,25 @@ export interface Acceptor {
   accept(lock: DedupeLock, data: WebhookJobData, delayMs: number): Promise<AcceptResult>
 }
 
-export function createAcceptor(deps: { enqueuer: Enqueuer; spool: Spool; breaker: RedisBreaker; budgetMs: number }): Acceptor {
-  const { enqueuer, spool, breaker, budgetMs } = deps
+export function createAcceptor(deps: {
+  enqueuer: Enqueuer
+  spool: Spool
+  breaker: RedisBreaker
+  budgetMs: number
+  /** With REDIS_WAIT_REPLICAS: the connection that adds jobs, and how many replicas must have them. */
+  replicas?: Replicas
+}): Acceptor {
+  const { enqueuer, spool, breaker, budgetMs, replicas } = deps
   return {
     lockFor: enqueuer.lockFor,
     async accept(lock, data, delayMs) {
       if (breaker.usable()) {
         // A late answer after the budget is harmless: the job id dedupes it against the spooled copy's replay.
         const queued = await atMost(budgetMs, enqueuer.enqueueWebhook(lock, data, delayMs))
-        if (queued) {
-          breaker.succeeded()
-          return queued
-        }
-        breaker.failed()
+        if (queued) breaker.succeeded()
+        else breaker.failed()
+        // A job only the master has could be lost in a failover: the spooled copy covers it (the replay dedupes).
+        if (queued && (queued.status === 'already_queued' || (await replicated(replicas, budgetMs)))) return queued
       }
       await spool.append({ jobId: lock.jobId, owner: lock.owner, data })
       return { status: 'spooled', jobId: lock.jobId }

@@ -1,7 +1,7 @@
 import type { Log } from '../log.ts'
 import type { Enqueuer } from '../queue/enqueue.ts'
 import type { RedisBreaker } from '../redis-breaker.ts'
-import { atMost } from '../redis.ts'
+import { atMost, replicated, type Replicas } from '../redis.ts'
 import type { Spool } from './spool.ts'
 
 /** How often a process looks for spooled events to move into the queue (its own, and those of dead processes). */
@@ -19,8 +19,8 @@ export interface Replayer {
  * through the normal enqueue (the dedupe lock and the job id make a replayed duplicate harmless). A file goes only once
  * every event in it is queued; a replay cut short by Redis going away again starts that file over later.
  */
-export function startReplayer(deps: { spool: Spool; enqueuer: Enqueuer; breaker: RedisBreaker; log: Log }): Replayer {
-  const { spool, enqueuer, breaker, log } = deps
+export function startReplayer(deps: { spool: Spool; enqueuer: Enqueuer; breaker: RedisBreaker; log: Log; replicas?: Replicas }): Replayer {
+  const { spool, enqueuer, breaker, log, replicas } = deps
   let running: Promise<void> | undefined
   let stopped = false
 
@@ -37,6 +37,11 @@ export function startReplayer(deps: { spool: Spool; enqueuer: Enqueuer; breaker:
           log.warn({ file: segment.path }, 'spool replay interrupted: Redis is unavailable again; it resumes later')
           return
         }
+      }
+      // With REDIS_WAIT_REPLICAS the file goes only once the replicas have its events too.
+      if (!(await replicated(replicas, REPLAY_BUDGET_MS))) {
+        log.warn({ file: segment.path, replicas: replicas?.count }, 'spool replay: replicas did not confirm; the file is kept and replayed again')
+        return
       }
       await spool.done(segment)
       log.info({ file: segment.path, events: segment.events.length }, 'spooled events moved into the queue')

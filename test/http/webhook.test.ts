@@ -239,6 +239,24 @@ describe('refusals', () => {
   })
 })
 
+describe('REDIS_WAIT_REPLICAS', () => {
+  test('an event no replica has confirmed is spooled as well, and its file is kept until one does', async () => {
+    const gateway = await testApp(file.redis, { REDIS_WAIT_REPLICAS: '1', REDIS_ENQUEUE_BUDGET_MS: '100' })
+    try {
+      const response = await gateway.app.handle(webhookRequest(freshMessage()))
+      const body = (await response.json()) as { status: string; jobId: string }
+      // This Redis has no replica: the job is on it, but only the spool makes it safe from a failover.
+      expect({ status: response.status, said: body.status }).toEqual({ status: 202, said: 'spooled' })
+      expect(await gateway.queue.getJob(body.jobId)).toBeDefined()
+      await until(async () => gateway.logs.some((line) => line.includes('replicas did not confirm; the file is kept')))
+      const health = (await (await gateway.app.handle(new Request('http://localhost/health'))).json()) as { spool: { pending: number } }
+      expect(health.spool.pending).toBe(1)
+    } finally {
+      await gateway.close()
+    }
+  })
+})
+
 /** Polls a condition no event announces (the replayer's once-a-second pass), at most 10 s. */
 async function until(condition: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + 10_000

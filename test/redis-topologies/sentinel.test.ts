@@ -1,5 +1,9 @@
 import { afterAll, describe, expect, test } from 'bun:test'
+import { freePort } from '../../src/embedded-redis.ts'
 import { startFleet, startLoad, summary } from '../faults/fleet.ts'
+import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
+import { ACME_TOKEN } from '../helpers/deps.ts'
+import { startApiProcess } from '../helpers/process.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
 import { startSentinelSet } from '../helpers/sentinel.ts'
 
@@ -20,6 +24,16 @@ describe('Redis Sentinel: master, replica, three sentinels, passwords on both', 
     // startFleet wants a test Redis for its defaults; the gateway and the test both go through the sentinels instead.
     unused = await startRedis()
     fleet = await startFleet(unused, set.env, undefined, set.connection)
+    // With REDIS_WAIT_REPLICAS=1 an event counts as queued once the replica has it too: here it does.
+    const waiting = await startApiProcess({ ...fleet.env, PORT: String(await freePort()), REDIS_WAIT_REPLICAS: '1' })
+    const confirmed = await fetch(`http://127.0.0.1:${waiting.port}/webhook/chatwoot/acme?token=${ACME_TOKEN}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: 4_999_999 })),
+    })
+    expect(await confirmed.json()).toMatchObject({ status: 'queued' })
+    await waiting.stop()
+
     const load = startLoad(fleet.base)
     await load.answered(200)
     await set.killMaster()
