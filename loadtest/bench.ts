@@ -8,6 +8,9 @@
  *   rate     latency at a fixed arrival rate (open loop, no coordinated omission) against hookgate, per second too
  *            (charted), with every answer accounted for against the jobs in Redis.
  *   workers  a webhook queue pre-filled with N events drained by `hookgate worker` into a local destination.
+ *   pipeline the whole path at fixed rates: `hookgate start` (API and worker processes), one route to a local
+ *            destination, an open-loop sender; ack and receive→deliver percentiles, lost and duplicated events, and
+ *            Redis's work per event (INFO commandstats, CPU) on a Redis run as the embedded one is (AOF always).
  *   metrics  (not by default) peak req/s of one API process with METRICS_ENABLED on and off.
  *   cluster  (not by default) peak req/s of one API process on the single Redis and on a 3-master Redis Cluster.
  *
@@ -15,7 +18,8 @@
  *
  *   bun run bench [-- --quick] [--rounds 3] [--seconds 10] [--api-processes 1,2] [--rate 1000] [--rate-seconds 20]
  *                 [--events 20000] [--worker-processes 1] [--concurrency N] [--destination-ms 0]
- *                 [--scenarios peak,rate,workers]
+ *                 [--pipeline-rates 500,1000,2000,3000] [--pipeline-seconds 10] [--pipeline-api-processes 1]
+ *                 [--pipeline-worker-processes 1] [--pipeline-aof always|no] [--conversations 200] [--scenarios peak,rate,workers,pipeline]
  */
 import { Queue } from 'bullmq'
 import { Cluster, Redis } from 'ioredis'
@@ -32,6 +36,7 @@ import { runArrivalRate, type ArrivalRateResult } from './harness/arrival-rate.t
 import { latencyChartSvg } from './harness/chart.ts'
 import { startServer } from './harness/processes.ts'
 import { median } from './harness/stats.ts'
+import { measurePipeline, type PipelineResult } from './harness/pipeline.ts'
 import { measureWorkers, type WorkerResult } from './harness/workers.ts'
 import { runWrk, type WrkResult } from './harness/wrk.ts'
 
@@ -49,7 +54,14 @@ const { values: args } = parseArgs({
     'worker-processes': { type: 'string', default: '1' },
     concurrency: { type: 'string' },
     'destination-ms': { type: 'string', default: '0' },
-    scenarios: { type: 'string', default: 'peak,rate,workers' },
+    'pipeline-rates': { type: 'string' },
+    'pipeline-seconds': { type: 'string' },
+    'pipeline-api-processes': { type: 'string', default: '1' },
+    'pipeline-worker-processes': { type: 'string', default: '1' },
+    conversations: { type: 'string', default: '200' },
+    'pipeline-baseline': { type: 'string' },
+    'pipeline-aof': { type: 'string', default: 'always' },
+    scenarios: { type: 'string', default: 'peak,rate,workers,pipeline' },
     out: { type: 'string', default: 'bench/results' },
   },
 })
@@ -67,6 +79,17 @@ const settings = {
   workerProcesses: args['worker-processes']!.split(',').map(Number),
   deliveryConcurrency: args.concurrency ? Number(args.concurrency) : undefined,
   destinationMs: Number(args['destination-ms']),
+  pipeline: {
+    rates: (args['pipeline-rates'] ?? (quick ? '500,1000' : '500,1000,2000,3000')).split(',').map(Number),
+    seconds: Number(args['pipeline-seconds'] ?? (quick ? 4 : 10)),
+    apiProcesses: Number(args['pipeline-api-processes']),
+    workerProcesses: Number(args['pipeline-worker-processes']),
+    conversations: Number(args.conversations),
+    /** Another checkout (e.g. `git worktree add /tmp/base main`) measured the same way in the same run. */
+    baseline: args['pipeline-baseline'],
+    /** The pipeline's Redis: `always` as the embedded one runs (every write fsynced before it is answered), or `no`. */
+    aof: args['pipeline-aof'] as 'always' | 'no',
+  },
   scenarios: new Set(args.scenarios!.split(',')),
 }
 
@@ -156,6 +179,7 @@ const results: {
   cluster?: Awaited<ReturnType<typeof peak>>
   rate?: ArrivalRateResult & { target: string; accepted: number; jobs: number; lost: number; unanswered: number }
   workers?: WorkerResult[]
+  pipeline?: PipelineResult[]
 } = {}
 
 try {
@@ -164,6 +188,7 @@ try {
   if (settings.scenarios.has('cluster')) results.cluster = await onCluster()
   if (settings.scenarios.has('rate')) results.rate = await fixedRate()
   if (settings.scenarios.has('workers')) results.workers = await workers()
+  if (settings.scenarios.has('pipeline')) results.pipeline = await pipeline()
   report()
 } finally {
   redis.disconnect()
@@ -273,6 +298,23 @@ async function workers() {
   return all
 }
 
+/** The whole path at each rate, on a Redis of its own run as the embedded one is (AOF, fsync always) unless told. */
+async function pipeline(): Promise<PipelineResult[]> {
+  const { baseline, aof, ...common } = settings.pipeline
+  const label = `API_PROCESSES=${common.apiProcesses}, WORKER_PROCESSES=${common.workerProcesses}`
+  const runs = [{ root: ROOT, label }, ...(baseline ? [{ root: baseline, label: `${label}, baseline ${baseline}` }] : [])]
+  const measured: PipelineResult[] = []
+  for (const run of runs) {
+    const pipelineRedis = await startRedis(aof === 'always' ? { aof } : {})
+    try {
+      measured.push(await measurePipeline({ redisUrl: pipelineRedis.url, work, ...common, ...run, log }))
+    } finally {
+      await pipelineRedis.stop()
+    }
+  }
+  return measured
+}
+
 /** Jobs of a target's webhook queue, whatever their state. */
 async function jobCount(target: Target): Promise<number> {
   const queue = new Queue(QUEUE.webhook, { connection: target.redis ?? redis, prefix: target.prefix })
@@ -365,6 +407,25 @@ function report() {
       ),
       '',
       'The queue is filled first, so accepted → delivered is mostly the wait behind the backlog.',
+    )
+  }
+  for (const p of results.pipeline ?? []) {
+    lines.push(
+      '',
+      `## Pipeline: hookgate start (${p.label}), one route to a local destination, ${p.conversations} conversations, ${settings.pipeline.seconds} s per rate`,
+      '',
+      '| rate/s | accepted | ack p50 ms | p95 | p99 | receive→deliver p50 ms | p95 | p99 | delivered | lost | duplicated | Redis CPU µs/event | scripts/event | commands/event | API CPU ms/1k | worker CPU ms/1k |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      ...p.rows.map(
+        (r) =>
+          `| ${r.rate} | ${r.accepted} | ${r.ack.p50} | ${r.ack.p95} | ${r.ack.p99} | ${r.deliver.p50} | ${r.deliver.p95} | ${r.deliver.p99} | ${r.delivered} | ${r.lost} | ${r.duplicated} | ${r.redis.cpuUsecPerEvent} | ${r.redis.scriptsPerEvent} | ${r.redis.commandsPerEvent} | ${r.cpuMsPer1000.api} | ${r.cpuMsPer1000.worker} |`,
+      ),
+      '',
+      'Redis work per event over each run and its drain (INFO commandstats and used_cpu deltas ÷ accepted events; commands include those scripts call). Commands per event at the first rate:',
+      '',
+      '| command | calls/event | µs/event |',
+      '|---|---|---|',
+      ...(p.rows[0]?.redis.breakdown ?? []).filter((b) => b.perEvent >= 0.05).map((b) => `| ${b.command} | ${b.perEvent} | ${b.usecPerEvent} |`),
     )
   }
   const markdown = `${lines.join('\n')}\n`

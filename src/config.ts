@@ -51,13 +51,20 @@ export interface Config {
   queue: {
     /** Prefix of every key (REDIS_KEY_PREFIX, {hookgate}); a hash tag keeps them in one Redis Cluster slot. */
     prefix: string
-    /** Dedupe lock lifetime, ms (WEBHOOK_JOB_CREATE_LOCK_TTL, 5000). */
-    lockTtlMs: number
+    /**
+     * How long an event's identity is remembered (DEDUPE_WINDOW_SECONDS, 600): a repeat within it, or while its job
+     * is queued, is `already_queued`, and a delivery or a post to Chatwoot run again within it is not made twice. One
+     * short key per event (and one per delivery), each about 150 bytes: at 100 events/s, ~18 MB.
+     */
+    dedupeWindowMs: number
     /** Tries of one webhook job before it is failed (WEBHOOK_JOB_ATTEMPTS, 8). */
     webhookAttempts: number
     /** First retry delay, ms, doubled per attempt with jitter (WEBHOOK_JOB_BACKOFF_MS, 1000). */
     webhookBackoffMs: number
-    /** Finished jobs kept for dedupe and inspection: age in seconds and count (JOB_RETENTION_SECONDS, JOB_RETENTION_COUNT). */
+    /**
+     * Failed jobs (the dead letters, replayable) kept: age in seconds and count (JOB_RETENTION_SECONDS 604800,
+     * JOB_RETENTION_COUNT 100000). Completed jobs go at once: the event log says what became of each event.
+     */
     retentionSeconds: number
     retentionCount: number
   }
@@ -80,16 +87,15 @@ export interface Config {
   processes: { api: number; workers: number; supervisorPid: number | undefined }
   workers: {
     /**
-     * Jobs each worker process runs at once, per queue (WEBHOOK_WORKER_CONCURRENCY 50, DELIVERY_WORKER_CONCURRENCY 200,
-     * CHATWOOT_NOTE_WORKER_CONCURRENCY 20). Deliveries wait on the network: measured with a destination answering in
-     * 100 ms, one worker delivered 96/s at 10, 435/s at 50 and 1311/s at 200
+     * Jobs each worker process runs at once, per queue (WEBHOOK_WORKER_CONCURRENCY 200, DELIVERY_WORKER_CONCURRENCY
+     * 200, CHATWOOT_NOTE_WORKER_CONCURRENCY 20). A webhook job makes its event's first delivery tries, the delivery
+     * queue the retries; both wait on the network: measured with a destination answering in 100 ms, one worker
+     * delivered 96/s at 10, 435/s at 50 and 1311/s at 200
      * (`bun run bench -- --scenarios workers --destination-ms 100 --concurrency N`).
      */
     webhookConcurrency: number
     deliveryConcurrency: number
     chatwootNoteConcurrency: number
-    /** LOG_WORKER_CONCURRENCY (20). */
-    logConcurrency: number
     /** Entries kept in each instance's event log, the newest (EVENT_LOG_MAX_LEN, 10000). */
     eventLogMaxLen: number
     /** Tries of one delivery when its route sets no `maxAttempts` (DELIVERY_MAX_ATTEMPTS, 8). */
@@ -211,10 +217,10 @@ export function loadConfig(env: Env): Config {
     redis,
     queue: {
       prefix: read.matching('REDIS_KEY_PREFIX', /^\{[A-Za-z0-9_-]{1,32}\}$/, '{hookgate}', 'a hash tag such as {hookgate}'),
-      lockTtlMs: read.int('WEBHOOK_JOB_CREATE_LOCK_TTL', 5000, 100, 86_400_000),
+      dedupeWindowMs: read.int('DEDUPE_WINDOW_SECONDS', 600, 1, 7 * 86_400) * 1000,
       webhookAttempts: read.int('WEBHOOK_JOB_ATTEMPTS', 8, 1, 100),
       webhookBackoffMs: read.int('WEBHOOK_JOB_BACKOFF_MS', 1000, 10, 3_600_000),
-      retentionSeconds: read.int('JOB_RETENTION_SECONDS', 86_400, 1, 30 * 86_400),
+      retentionSeconds: read.int('JOB_RETENTION_SECONDS', 7 * 86_400, 1, 90 * 86_400),
       retentionCount: read.int('JOB_RETENTION_COUNT', 100_000, 1, 10_000_000),
     },
     rateLimit: {
@@ -230,10 +236,9 @@ export function loadConfig(env: Env): Config {
       supervisorPid: env.HOOKGATE_SUPERVISOR_PID ? read.int('HOOKGATE_SUPERVISOR_PID', 0, 1, 2 ** 31) : undefined,
     },
     workers: {
-      webhookConcurrency: read.int('WEBHOOK_WORKER_CONCURRENCY', 50, 1, 10_000),
+      webhookConcurrency: read.int('WEBHOOK_WORKER_CONCURRENCY', 200, 1, 10_000),
       deliveryConcurrency: read.int('DELIVERY_WORKER_CONCURRENCY', 200, 1, 10_000),
       chatwootNoteConcurrency: read.int('CHATWOOT_NOTE_WORKER_CONCURRENCY', 20, 1, 10_000),
-      logConcurrency: read.int('LOG_WORKER_CONCURRENCY', 20, 1, 10_000),
       eventLogMaxLen: read.int('EVENT_LOG_MAX_LEN', 10_000, 10, 10_000_000),
       deliveryAttempts: read.int('DELIVERY_MAX_ATTEMPTS', 8, 1, 100),
       deliveryBackoffMs: read.int('DELIVERY_BACKOFF_MS', 1000, 10, 3_600_000),
@@ -265,11 +270,20 @@ export function loadConfig(env: Env): Config {
     instances,
     instancesSource: instancesPath ? { kind: 'file', path: resolve(instancesPath), env: { ...env } } : { kind: 'default' },
   }
+  for (const [old, now] of Object.entries(REPLACED)) {
+    if (env[old]?.trim()) problems.push(`${old}: no longer read; use ${now}`)
+  }
   if (config.spool.waitReplicas > 0 && config.redis.mode === 'cluster') {
     problems.push('REDIS_WAIT_REPLICAS: not supported with REDIS_CLUSTER_NODES (WAIT must reach the node that took the write)')
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return deepFreeze(config)
+}
+
+/** Variables an earlier version read, and what replaced them: set, they are refused rather than silently ignored. */
+const REPLACED: Record<string, string> = {
+  WEBHOOK_JOB_CREATE_LOCK_TTL: 'DEDUPE_WINDOW_SECONDS (seconds; a repeat is refused for that long)',
+  LOG_WORKER_CONCURRENCY: 'nothing: event-log lines are written where they happen, without a queue',
 }
 
 function reader(env: Env, problems: string[]) {

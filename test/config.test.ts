@@ -26,7 +26,8 @@ describe('loadConfig', () => {
   test('has documented defaults and is frozen', () => {
     const config = loadConfig(base())
     expect(config.http).toMatchObject({ port: 3000, host: '0.0.0.0', maxBodyBytes: 1024 * 1024, signatureToleranceSeconds: 300 })
-    expect(config.queue).toMatchObject({ prefix: '{hookgate}', lockTtlMs: 5000 })
+    expect(config.queue).toMatchObject({ prefix: '{hookgate}', dedupeWindowMs: 600_000, retentionSeconds: 7 * 86_400 })
+    expect(config.workers).toMatchObject({ webhookConcurrency: 200, deliveryConcurrency: 200 })
     expect(config.log.level).toBe('info')
     expect(config.redis).toMatchObject({ mode: 'url', url: 'redis://127.0.0.1:6399' })
     expect(Object.isFrozen(config.http)).toBe(true)
@@ -55,16 +56,18 @@ describe('loadConfig', () => {
       ...base(),
       PORT: 'eighty',
       MAX_BODY_BYTES: '-1',
-      WEBHOOK_JOB_CREATE_LOCK_TTL: '5s',
+      DEDUPE_WINDOW_SECONDS: '5s',
       LOG_LEVEL: 'loud',
       REDIS_URL: 'localhost:6379',
       ADMIN_TOKEN: 'short',
       REDIS_KEY_PREFIX: 'nohashtag',
     })
-    for (const name of ['PORT', 'MAX_BODY_BYTES', 'WEBHOOK_JOB_CREATE_LOCK_TTL', 'LOG_LEVEL', 'REDIS_URL', 'ADMIN_TOKEN', 'REDIS_KEY_PREFIX']) {
+    for (const name of ['PORT', 'MAX_BODY_BYTES', 'DEDUPE_WINDOW_SECONDS', 'LOG_LEVEL', 'REDIS_URL', 'ADMIN_TOKEN', 'REDIS_KEY_PREFIX']) {
       expect(problems.some((p) => p.startsWith(name))).toBe(true)
     }
     expect(problemsOf({ ...base(), REDIS_SENTINEL_ENABLED: 'true' })).toEqual([expect.stringContaining('REDIS_SENTINELS')])
+    // A setting an earlier version read is refused by name with what replaced it, not silently ignored.
+    expect(problemsOf({ ...base(), WEBHOOK_JOB_CREATE_LOCK_TTL: '5000' })).toEqual([expect.stringContaining('WEBHOOK_JOB_CREATE_LOCK_TTL: no longer read; use DEDUPE_WINDOW_SECONDS')])
   })
 
   test('reads rate limits and trusted proxies, and refuses bad ones by name', () => {

@@ -15,28 +15,87 @@ export interface Breaker {
 }
 
 type BreakerCommands = Redis & {
-  breakerAllow(key: string, owner: string, probeTimeoutMs: number): Promise<[number, number]>
-  breakerRecord(key: string, succeeded: number, threshold: number, openMs: number, keepMs: number, owner: string): Promise<number>
+  breakerAllow(key: string, owner: string, probeTimeoutMs: number): Promise<[number, number, number, number]>
+  breakerRecord(key: string, succeeded: number, threshold: number, openMs: number, keepMs: number, owner: string): Promise<[number, number, number, number]>
 }
 
 /** Failures count as consecutive across retries spaced this far apart; an idle breaker is forgotten after it. */
 const KEEP_IDLE_BREAKER_MS = 60 * 60_000
+/**
+ * How long a process trusts what it last heard of a breaker. Measured on the pipeline benchmark: asking Redis before
+ * every delivery and recording every success were two of the ~12 scripts an event cost. Now a closed breaker costs
+ * one script per destination per process per interval; the price is that a breaker opened by another process is
+ * seen here up to this much later.
+ */
+export const BREAKER_SYNC_MS = 1000
 
-/** Per-destination circuit breakers whose state lives in Redis, so every worker of the fleet sees the same one. */
+/** What this process last heard of one destination's breaker. */
+interface Known {
+  key: string
+  failures: number
+  /** Open or half-open: anything but closed. */
+  tripped: boolean
+  /** While open: when, on this process's clock, its open time is up. */
+  openUntil: number
+  /** Until when the view may be used without asking Redis; 0 when Redis must be asked (half-open). */
+  freshUntil: number
+}
+
+/**
+ * Per-destination circuit breakers whose state lives in Redis, so every worker of the fleet sees the same one. Each
+ * process keeps the last answer for BREAKER_SYNC_MS: a healthy destination's deliveries then cost Redis nothing here,
+ * while failures are always counted in Redis and the half-open probe is always given out by it (one at a time).
+ */
 export function createBreaker(deps: { redis: Redis; prefix: string; config: BreakerConfig; log: Log }): Breaker {
   const { config, log } = deps
   const redis = deps.redis as BreakerCommands
   redis.defineCommand('breakerAllow', { numberOfKeys: 1, lua: allowScript })
   redis.defineCommand('breakerRecord', { numberOfKeys: 1, lua: recordScript })
-  const keyOf = (url: string) => `${spreadPrefix(deps.prefix)}:breaker:${createHash('sha256').update(destinationId(url)).digest('hex').slice(0, 24)}`
+  const known = new Map<string, Known>()
+
+  function knownOf(url: string): Known {
+    const id = destinationId(url)
+    let entry = known.get(id)
+    if (!entry) {
+      const key = `${spreadPrefix(deps.prefix)}:breaker:${createHash('sha256').update(id).digest('hex').slice(0, 24)}`
+      entry = { key, failures: 0, tripped: false, openUntil: 0, freshUntil: 0 }
+      known.set(id, entry)
+    }
+    return entry
+  }
+
+  function learn(entry: Known, failures: number, tripped: boolean, openForMs: number): void {
+    const now = Date.now()
+    entry.failures = failures
+    entry.tripped = tripped
+    entry.openUntil = now + openForMs
+    // Closed or open, the answer holds for a while; half-open, only Redis can hand out the probe.
+    entry.freshUntil = !tripped || openForMs > 0 ? now + Math.min(BREAKER_SYNC_MS, tripped ? openForMs : BREAKER_SYNC_MS) : 0
+  }
 
   return {
     async allow(url, owner, probeTimeoutMs) {
-      const [allowed, waitMs] = await redis.breakerAllow(keyOf(url), owner, probeTimeoutMs)
+      const entry = knownOf(url)
+      const now = Date.now()
+      if (now < entry.freshUntil) return entry.tripped ? { allowed: false, waitMs: Math.max(1, entry.openUntil - now) } : { allowed: true }
+      const [allowed, waitMs, failures, probe] = await redis.breakerAllow(entry.key, owner, probeTimeoutMs)
+      if (probe === 1) learn(entry, failures, true, 0)
+      else learn(entry, failures, allowed !== 1, allowed === 1 ? 0 : waitMs)
       return allowed === 1 ? { allowed: true } : { allowed: false, waitMs }
     },
     async record(url, succeeded, owner) {
-      const opened = await redis.breakerRecord(keyOf(url), succeeded ? 1 : 0, config.failureThreshold, config.openMs, KEEP_IDLE_BREAKER_MS, owner)
+      const entry = knownOf(url)
+      // The common case: a success while this process knows of no failure has nothing to reset.
+      if (succeeded && !entry.tripped && entry.failures === 0) return false
+      const [opened, failures, tripped, openForMs] = await redis.breakerRecord(
+        entry.key,
+        succeeded ? 1 : 0,
+        config.failureThreshold,
+        config.openMs,
+        KEEP_IDLE_BREAKER_MS,
+        owner,
+      )
+      learn(entry, failures, tripped === 1, openForMs)
       if (opened === 1) log.warn({ host: new URL(url).host, openMs: config.openMs }, 'destination breaker opened; its deliveries wait')
       return opened === 1
     },

@@ -33,7 +33,7 @@ export function createChatwootNoteProcessor(deps: { config: Config; instances: I
     const url = `${chatwoot.url.replace(/\/+$/, '')}/api/v1/accounts/${conversation.accountId}/conversations/${conversation.conversationId}/messages`
     const body = JSON.stringify({ content, message_type: 'outgoing', private: job.data.private, source_id: sourceId })
     const answer = await postJson(url, body, { api_access_token: chatwoot.apiAccessToken }, CHATWOOT_TIMEOUT_MS)
-    await redis.set(posted, '1', 'EX', config.queue.retentionSeconds)
+    await redis.set(posted, '1', 'PX', config.queue.dedupeWindowMs)
     log.info({ jobId: job.id, instance: instanceId, conversation: conversation.conversationId, private: job.data.private }, 'posted to chatwoot')
     return { status: 'posted', httpStatus: answer.status }
   }

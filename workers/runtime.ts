@@ -10,11 +10,13 @@ import { atMost, createRedis, withReleaseLock, type ConnectedRedisConfig } from 
 import { linkToSupervisor } from '../src/supervisor-link.ts'
 import { backoffStrategy } from './backoff.ts'
 import { createBreaker } from './breaker.ts'
+import { createAnswerBack } from './answer-back.ts'
 import { createChatwootNoteProcessor } from './chatwoot-note.ts'
+import { createDeliverer } from './deliver.ts'
 import { createDeliveryProcessor } from './delivery.ts'
 import { fleetDuties } from './duties.ts'
+import { createEventLog } from './event-log.ts'
 import { runWhileLeader } from './leader.ts'
-import { createLogProcessor } from './log.ts'
 import { createWebhookProcessor } from './webhook.ts'
 
 /** The most each closing step past the active jobs may take (Redis may be gone). */
@@ -42,6 +44,9 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
   const supervisor = linkToSupervisor({ supervised: config.processes.supervisorPid !== undefined, registry: metrics.registry, reload })
   const settings = { backoffStrategy: backoffStrategy(config.workers.deliveryBackoffMs) }
   const breaker = createBreaker({ redis: commands, prefix: config.queue.prefix, config: config.workers.breaker, log })
+  const eventLog = createEventLog({ redis: commands, prefix: config.queue.prefix, maxLen: config.workers.eventLogMaxLen, log })
+  const answerBack = createAnswerBack({ queues, log })
+  const tryDelivery = createDeliverer({ config, breaker, redis: commands, answerBack, eventLog, log, metrics })
 
   const start = (queue: string, processor: Processor, concurrency: number) => {
     // drainDelay (s): how long an idle worker blocks waiting for jobs. Measured here: a retry due in 10 ms sometimes
@@ -72,10 +77,9 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
   }
   const { workers: concurrency } = config
   const workers = [
-    start(QUEUE.webhook, createWebhookProcessor({ config, instances, redis: commands, queues, log }), concurrency.webhookConcurrency),
-    start(QUEUE.delivery, createDeliveryProcessor({ config, instances, breaker, redis: commands, queues, log, metrics }), concurrency.deliveryConcurrency),
+    start(QUEUE.webhook, createWebhookProcessor({ config, instances, redis: commands, queues, tryDelivery, eventLog, log, metrics }), concurrency.webhookConcurrency),
+    start(QUEUE.delivery, createDeliveryProcessor({ config, instances, tryDelivery, redis: commands, answerBack, eventLog, metrics }), concurrency.deliveryConcurrency),
     start(QUEUE.chatwootNote, createChatwootNoteProcessor({ config, instances, redis: commands, log }), concurrency.chatwootNoteConcurrency),
-    start(QUEUE.log, createLogProcessor({ config, redis: commands }), concurrency.logConcurrency),
   ]
   const { enableCron, leaderLeaseMs, dutyIntervalMs } = config.workers
   const leadership = enableCron

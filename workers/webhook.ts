@@ -1,10 +1,15 @@
-import type { Job, JobsOptions } from 'bullmq'
+import { UnrecoverableError, type Job, type JobsOptions } from 'bullmq'
 import type { Redis } from 'ioredis'
 import type { Config } from '../src/config.ts'
+import type { RouteConfig } from '../src/instances-schema.ts'
 import type { Instances } from '../src/instances.ts'
 import type { Log } from '../src/log.ts'
+import type { Metrics } from '../src/metrics.ts'
 import { JOB, batchKey, destinationId, type ConversationRef, type DeliveryJobData, type WebhookJobData } from '../src/queue/names.ts'
 import type { Queues } from '../src/queue/queues.ts'
+import { backoffStrategy } from './backoff.ts'
+import type { TryDelivery } from './deliver.ts'
+import type { EventLog } from './event-log.ts'
 import { matchRoutes, routableEvent } from './routes.ts'
 
 export interface WebhookDeps {
@@ -13,21 +18,28 @@ export interface WebhookDeps {
   /** Commands connection: the conversations' debounce batches. */
   redis: Redis
   queues: Queues
+  tryDelivery: TryDelivery
+  eventLog: EventLog
   log: Log
+  metrics: Metrics
 }
 
 /** An unclaimed debounce batch is dropped after this long (its delivery job normally takes it within debounceMs). */
 const BATCH_KEEP_MS = 24 * 3_600_000
 
 /**
- * The `webhook` queue: match the instance's routes and fan out one `delivery` job per destination. A route with
- * `debounceMs` collects a conversation's events in a batch and delivers them together once the conversation has been
- * quiet that long (BullMQ's debounce: a new event replaces the delayed delivery job and restarts the delay; one that
- * comes while the delivery runs starts the next batch when it is done).
+ * The `webhook` queue: match the instance's routes and make each destination's first try here, at once and side by
+ * side, so that an event normally costs one job. A try that fails (or meets an open breaker) hands that destination
+ * over to a `delivery` job, which makes the remaining tries with backoff; the others are not sent again.
+ *
+ * A route with `debounceMs` collects a conversation's events in a batch and delivers them together once the
+ * conversation has been quiet that long (BullMQ's debounce: a new event replaces the delayed delivery job and restarts
+ * the delay; one that comes while the delivery runs starts the next batch when it is done).
  */
 export function createWebhookProcessor(deps: WebhookDeps) {
-  const { config, instances, redis, queues, log } = deps
+  const { config, instances, redis, queues, tryDelivery, eventLog, log, metrics } = deps
   const { prefix } = config.queue
+  const retryDelayMs = backoffStrategy(config.workers.deliveryBackoffMs)
 
   return async function processWebhook(job: Job<WebhookJobData>): Promise<{ routes: number[] }> {
     const { instanceId, event, body } = job.data
@@ -40,33 +52,51 @@ export function createWebhookProcessor(deps: WebhookDeps) {
     const routes = instance.config.routes ?? []
     const matched = matchRoutes(routes, routable)
     const { conversation } = routable
-
-    // One job per destination, its id derived from the event's: a duplicate never makes a second one, and one slow
-    // or dead destination never delays or re-sends another.
-    const jobs = await Promise.all(
-      matched.map(async (route) => {
-        const { debounceMs, maxAttempts, url } = routes[route]!.destination
-        const opts: JobsOptions = { jobId: `${job.id}.r${route}`, attempts: maxAttempts ?? config.workers.deliveryAttempts }
-        const data: DeliveryJobData = { instanceId, route, destination: destinationId(url), event, body, conversation }
-        if (!debounceMs || !conversation) return { name: JOB.delivery, data, opts }
-        const batch = batchId(instanceId, route, conversation)
-        // Entries carry the event's job id, so one batch never holds an event twice (a retried webhook job pushes again).
-        await redis.rpush(batchKey(prefix, batch), `${job.id}\n${body}`)
-        await redis.pexpire(batchKey(prefix, batch), debounceMs + BATCH_KEEP_MS)
-        return {
-          name: JOB.delivery,
-          data: { ...data, event: 'message_batch', body: '', batch },
-          opts: { ...opts, delay: debounceMs, deduplication: { id: batch, replace: true, keepLastIfActive: true } },
-        }
+    const logged = eventLog.append(instanceId, { kind: 'routed', jobId: job.id!, event, at: Date.now(), conversation, routes: matched })
+    // Ids derived from the event's: a run of this job again never makes a second delivery of a route, and its marker
+    // tells which routes were delivered already.
+    await Promise.all(
+      matched.map((route) => {
+        const { destination } = routes[route]!
+        const id = `${job.id}.r${route}`
+        const data: DeliveryJobData = { instanceId, route, destination: destinationId(destination.url), event, body, conversation }
+        const attempts = destination.maxAttempts ?? config.workers.deliveryAttempts
+        if (destination.debounceMs && conversation) return debounce(job, data, id, attempts, destination.debounceMs, conversation)
+        return deliverFirst(destination, data, id, attempts)
       }),
     )
-    await queues.delivery.addBulk(jobs)
-    // A lost log line must not send the event round again.
-    await queues.log
-      .add(JOB.log, { instanceId, kind: 'routed', jobId: job.id!, event, at: Date.now(), conversation, routes: matched })
-      .catch((error: Error) => log.warn({ jobId: job.id, err: error.message }, 'event log line lost'))
+    await logged
     log.debug({ jobId: job.id, instance: instanceId, event, routes: matched, ours: routable.ours }, 'routed')
     return { routes: matched }
+  }
+
+  async function deliverFirst(destination: RouteConfig['destination'], data: DeliveryJobData, id: string, attempts: number) {
+    const { instanceId, event, body, conversation } = data
+    const outcome = await tryDelivery({ id, instanceId, event, body, conversation, destination, attempt: 1 })
+    if (outcome.status === 'delivered' || outcome.status === 'delivered_before') return
+    if (outcome.status === 'wait') return handOver(data, { jobId: id, attempts, delay: outcome.waitMs })
+    const { error } = outcome
+    const tried = { ...data, triedBefore: 1 }
+    if (error instanceof UnrecoverableError || attempts <= 1) return handOver({ ...tried, failedFirstTry: error.message }, { jobId: id, attempts: 1 })
+    metrics.deliveries.inc({ instance: instanceId, host: new URL(destination.url).host, outcome: 'retry' })
+    log.warn({ jobId: id, attempt: 1, err: error.message }, 'delivery failed; will retry')
+    return handOver(tried, { jobId: id, attempts: attempts - 1, delay: await retryDelayMs(1, 'hookgate', error) })
+  }
+
+  async function handOver(data: DeliveryJobData, opts: JobsOptions): Promise<void> {
+    await queues.delivery.add(JOB.delivery, data, opts)
+  }
+
+  async function debounce(job: Job<WebhookJobData>, data: DeliveryJobData, id: string, attempts: number, debounceMs: number, conversation: ConversationRef) {
+    const batch = batchId(data.instanceId, data.route, conversation)
+    // Entries carry the event's job id, so one batch never holds an event twice (a retried webhook job pushes again).
+    await redis.rpush(batchKey(prefix, batch), `${job.id}\n${data.body}`)
+    await redis.pexpire(batchKey(prefix, batch), debounceMs + BATCH_KEEP_MS)
+    await queues.delivery.add(
+      JOB.delivery,
+      { ...data, event: 'message_batch', body: '', batch },
+      { jobId: id, attempts, delay: debounceMs, deduplication: { id: batch, replace: true, keepLastIfActive: true } },
+    )
   }
 }
 

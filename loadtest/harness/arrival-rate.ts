@@ -1,3 +1,4 @@
+import { createHttpClient } from './http-client.ts'
 import { latencies, type Latencies } from './stats.ts'
 
 export interface ArrivalRateResult {
@@ -31,6 +32,7 @@ export async function runArrivalRate(options: {
   const latencyMs = new Float64Array(total)
   const statusOf = new Uint16Array(total)
   const pending: Promise<void>[] = []
+  const client = createHttpClient(url, { timeoutMs: TIMEOUT_MS })
   const start = performance.now() + 50
   for (let i = 0; i < total; ) {
     const now = performance.now()
@@ -39,10 +41,10 @@ export async function runArrivalRate(options: {
       const due = start + (i * 1000) / rate
       const index = i
       pending.push(
-        fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body(index), signal: AbortSignal.timeout(TIMEOUT_MS) })
-          .then(async (response) => {
-            await response.arrayBuffer()
-            statusOf[index] = response.status
+        client
+          .post(body(index))
+          .then((answer) => {
+            statusOf[index] = answer.status
           })
           .catch(() => {
             statusOf[index] = 0
@@ -55,6 +57,7 @@ export async function runArrivalRate(options: {
     if (i < total) await Bun.sleep(Math.max(0, start + (i * 1000) / rate - performance.now()))
   }
   await Promise.all(pending)
+  client.close()
 
   const statuses: Record<number, number> = {}
   for (const status of statusOf) statuses[status] = (statuses[status] ?? 0) + 1

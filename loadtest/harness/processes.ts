@@ -2,6 +2,7 @@ import type { Subprocess } from 'bun'
 
 export interface Server {
   name: string
+  pid: number
   stop(): Promise<void>
 }
 
@@ -26,6 +27,7 @@ export async function startServer(name: string, command: string[], env: Record<s
   }
   return {
     name,
+    pid: child.pid,
     async stop() {
       child.kill('SIGTERM')
       const killer = setTimeout(() => child.kill('SIGKILL'), 15_000)

@@ -1,11 +1,11 @@
 import type { Redis } from 'ioredis'
-import { eventLogKey, type ConversationRef, type LogJobData } from '../queue/names.ts'
+import { eventLogKey, type ConversationRef, type EventLogLine } from '../queue/names.ts'
 
 export interface EventQuery {
   instance: string
   conversation?: number
   event?: string
-  kind?: LogJobData['kind']
+  kind?: EventLogLine['kind']
   /** Logged at or after / before, ms since the epoch. */
   since?: number
   until?: number
@@ -14,7 +14,7 @@ export interface EventQuery {
   limit: number
 }
 
-export type LoggedEvent = Omit<LogJobData, 'instanceId'> & { id: string }
+export type LoggedEvent = EventLogLine & { id: string }
 
 export interface EventPage {
   events: LoggedEvent[]
@@ -67,7 +67,7 @@ function toEvent(id: string, fields: string[]): LoggedEvent {
   const json = <T>(value: string | undefined) => (value === undefined ? undefined : (JSON.parse(value) as T))
   return {
     id,
-    kind: raw.kind as LogJobData['kind'],
+    kind: raw.kind as EventLogLine['kind'],
     jobId: raw.jobId ?? '',
     event: raw.event ?? '',
     at: Number(raw.at),

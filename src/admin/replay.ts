@@ -41,7 +41,8 @@ export async function replayFailedDeliveries(queues: Pick<Queues, 'delivery'>, f
   for (const job of candidates.filter((job) => matches(job, filter))) {
     result.matched++
     try {
-      if (!filter.dryRun) await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true })
+      // Tries are given back; attemptsStarted is not reset, so the delivery knows it may have run before.
+      if (!filter.dryRun) await job.retry('failed', { resetAttemptsMade: true })
       result.replayed.push(job.id!)
     } catch (error) {
       // Another replay, or the retention trim, moved it first.

@@ -16,7 +16,7 @@ export const DASHBOARD_PATH = '/admin/queues'
 export function queueDashboard(queues: Queues) {
   const adapter = new EmbeddedAssetsAdapter(DASHBOARD_PATH)
   createBullBoard({
-    queues: [queues.webhook, queues.delivery, queues.chatwootNote, queues.log].map((queue) => new BullMQAdapter(queue)),
+    queues: [queues.webhook, queues.delivery, queues.chatwootNote].map((queue) => new BullMQAdapter(queue)),
     serverAdapter: adapter,
     // Given, so that bull-board does not look for its UI with require.resolve (which a compiled binary lacks).
     options: { uiBasePath: '/embedded', uiConfig: { boardTitle: 'hookgate queues' } },

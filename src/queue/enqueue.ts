@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis'
-import { randomUUID } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { Config } from '../config.ts'
 import { Unavailable } from '../errors.ts'
 import type { Log } from '../log.ts'
@@ -12,7 +12,8 @@ import type { Queues } from './queues.ts'
 export type EnqueueResult = { status: 'queued'; jobId: string } | { status: 'already_queued'; jobId: string }
 
 /**
- * The dedupe lock one event's enqueue needs. The instance's rate limit takes it in the same Redis script as its token
+ * The dedupe lock one event's enqueue needs: held for the dedupe window, it is the event's identity once its job is
+ * done and gone. The instance's rate limit takes it in the same Redis script as its token
  * and records the outcome in `locked`; when nothing did, the enqueuer takes it itself.
  */
 export interface DedupeLock {
@@ -63,11 +64,12 @@ export function createEnqueuer(deps: { config: Config['queue']; commands: Redis;
   }
 
   return {
-    lockFor: (dedupeKey, owner = randomUUID()) => ({
+    // The owner lives in the key for the whole dedupe window: 12 characters, not a 36-character UUID.
+    lockFor: (dedupeKey, owner = randomBytes(9).toString('base64url')) => ({
       jobId: dedupeKey,
       key: dedupeLockKey(config.prefix, dedupeKey),
       jobKey: webhookJobKey(config.prefix, dedupeKey),
-      ttlMs: config.lockTtlMs,
+      ttlMs: config.dedupeWindowMs,
       owner,
     }),
 

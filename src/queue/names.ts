@@ -3,14 +3,12 @@ export const QUEUE = {
   webhook: 'webhook',
   delivery: 'delivery',
   chatwootNote: 'chatwoot-note',
-  log: 'log',
 } as const
 
 export const JOB = {
   chatwootEvent: 'chatwoot-event',
   delivery: 'deliver',
   chatwootNote: 'post-to-chatwoot',
-  log: 'append',
 } as const
 
 /** Marks what hookgate posts into Chatwoot (`source_id`), so that its echo is never routed back out: no loops. */
@@ -29,7 +27,10 @@ export interface WebhookJobData {
   receivedAt: number
 }
 
-/** One event for one route's destination, as the `delivery` queue carries it. */
+/**
+ * One event for one route's destination, as the `delivery` queue carries it: the event's first try is made by its
+ * webhook job; this job makes the tries after it, and a debounced route's.
+ */
 export interface DeliveryJobData {
   instanceId: string
   /** Index of the route in the instance's `routes`. */
@@ -48,6 +49,13 @@ export interface DeliveryJobData {
   batch?: string
   /** How many batch entries `body` holds; they leave the batch once delivered. */
   batchTaken?: number
+  /** Tries made before this job: 1 when the event's webhook job tried and failed (its breaker-open waits are not tries). */
+  triedBefore?: number
+  /**
+   * Why the first try (made by the webhook job) failed for good (a 4xx, or a route with one try): the job fails with
+   * this on its first run, without a POST, so that it is a dead letter like any other; a replay sends it.
+   */
+  failedFirstTry?: string
 }
 
 /** A destination's identity: its URL without the query, which may carry a secret and is not part of what it is. */
@@ -73,9 +81,8 @@ export interface ChatwootNoteJobData {
   sourceId: string
 }
 
-/** One line of an instance's event log: an event accepted and routed, or a delivery's outcome. */
-export interface LogJobData {
-  instanceId: string
+/** One line of an instance's event log: an event routed, or a delivery's outcome. */
+export interface EventLogLine {
   kind: 'routed' | 'delivered' | 'delivery_failed'
   /** The webhook job (for `routed`) or delivery job it is about. */
   jobId: string
@@ -107,14 +114,12 @@ export function webhookJobKey(prefix: string, jobId: string): string {
   return `${prefix}:${QUEUE.webhook}:${jobId}`
 }
 
-/** Set once a delivery succeeded: a duplicate or replayed delivery job never delivers twice. */
-export function deliveredKey(prefix: string, deliveryJobId: string): string {
-  return `${spreadPrefix(prefix)}:delivered:${deliveryJobId}`
-}
-
-/** Held while a delivery is in flight, so two workers never POST the same delivery at once. */
-export function deliveringKey(prefix: string, deliveryJobId: string): string {
-  return `${spreadPrefix(prefix)}:delivering:${deliveryJobId}`
+/**
+ * One delivery's marker: `delivered` once its destination had it (for the dedupe window), so a run of it again never
+ * delivers twice; before that, while a repeated run is in flight, that run's owner (so two never POST at once).
+ */
+export function deliveredKey(prefix: string, deliveryId: string): string {
+  return `${spreadPrefix(prefix)}:delivered:${deliveryId}`
 }
 
 /** A debounced route's pending events of one conversation: a list of "<webhook job id>\n<event body>". */

@@ -10,3 +10,42 @@ export async function jobOnceAdded(queue: Queue, events: QueueEvents, id: string
     await added
   }
 }
+
+export interface FinishedJobs {
+  /** The job's return value once it has completed (it may have completed, and been removed, before the call). */
+  completed(id: string): Promise<unknown>
+  /** The job's failure reason once it has failed for good or for a retry, whichever comes first. */
+  failed(id: string): Promise<string>
+}
+
+/**
+ * Records every job a queue's events say completed or failed, from now on. Completed jobs are removed at once, so a
+ * test cannot wait on the job itself: it waits on this record, which a job finished before the wait also reaches.
+ */
+export function recordFinished(events: QueueEvents): FinishedJobs {
+  const seen = new Map<string, { completed?: unknown; failed?: string }>()
+  const waiters = new Set<() => void>()
+  const note = (id: string, outcome: { completed?: unknown; failed?: string }) => {
+    seen.set(id, { ...seen.get(id), ...outcome })
+    for (const wake of waiters) wake()
+  }
+  events.on('completed', ({ jobId, returnvalue }) => note(jobId, { completed: returnvalue ?? null }))
+  events.on('failed', ({ jobId, failedReason }) => note(jobId, { failed: failedReason }))
+  const until = async <T>(pick: () => T | undefined): Promise<T> => {
+    for (;;) {
+      const found = pick()
+      if (found !== undefined) return found
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          waiters.delete(wake)
+          resolve()
+        }
+        waiters.add(wake)
+      })
+    }
+  }
+  return {
+    completed: (id) => until(() => seen.get(id)?.completed),
+    failed: (id) => until(() => seen.get(id)?.failed),
+  }
+}

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { Job, Queue, QueueEvents } from 'bullmq'
+import { Queue, QueueEvents } from 'bullmq'
 import { writeFileSync } from 'node:fs'
 import { createLogger } from '../../src/log.ts'
 import { QUEUE } from '../../src/queue/names.ts'
@@ -8,7 +8,7 @@ import { startWorkers, type RunningWorkers } from '../../workers/runtime.ts'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { ACME_TOKEN, GLOBEX_TOKEN, logCapture, testApp, webhookRequest, type TestGateway } from '../helpers/deps.ts'
 import { startRecorder } from '../helpers/http-server.ts'
-import { jobOnceAdded } from '../helpers/jobs.ts'
+import { recordFinished, type FinishedJobs } from '../helpers/jobs.ts'
 import { spawnHookgate } from '../helpers/process.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
 
@@ -22,6 +22,9 @@ let workers: RunningWorkers
 let destination: Awaited<ReturnType<typeof startRecorder>>
 let deliveries: Queue
 let deliveryEvents: QueueEvents
+let webhookEvents: QueueEvents
+let webhookJobs: FinishedJobs
+let deliveryJobs: FinishedJobs
 let nextMessageId = 700_000
 
 function instancesWith(extra: object[] = []) {
@@ -47,12 +50,15 @@ beforeAll(async () => {
   const connection = { connection: { url: redis.url }, prefix: gateway.config.queue.prefix }
   deliveries = new Queue(QUEUE.delivery, connection)
   deliveryEvents = new QueueEvents(QUEUE.delivery, connection)
-  await deliveryEvents.waitUntilReady()
+  webhookEvents = new QueueEvents(QUEUE.webhook, connection)
+  await Promise.all([deliveryEvents.waitUntilReady(), webhookEvents.waitUntilReady()])
+  deliveryJobs = recordFinished(deliveryEvents)
+  webhookJobs = recordFinished(webhookEvents)
 })
 
 afterAll(async () => {
   await workers.stop()
-  await deliveryEvents.close()
+  await Promise.all([deliveryEvents.close(), webhookEvents.close()])
   await deliveries.close()
   await gateway.close()
   await destination.stop()
@@ -67,19 +73,19 @@ const admin = (path: string, init: RequestInit = {}, token = ADMIN_TOKEN) =>
     }),
   )
 
-/** Sends one incoming message of `conversation` and waits until its delivery job has finished (either way). */
+/**
+ * Sends one incoming message of `conversation` and waits until its delivery is done either way: delivered by the
+ * event's webhook job, or failed (the route has one try) and left in the delivery queue as a dead letter.
+ */
 async function deliver(conversation: number): Promise<{ id: string; failed: boolean }> {
   const payload = chatwoot.messageCreatedIncoming({ messageId: nextMessageId++, conversationId: conversation })
   const response = await gateway.app.handle(webhookRequest(toChatwootJson(payload)))
   expect(response.status).toBe(202)
-  const id = `${((await response.json()) as { jobId: string }).jobId}.r0`
-  const job = await waitForJob(id)
-  const failed = await job.waitUntilFinished(deliveryEvents).then(() => false, () => true)
-  return { id, failed }
-}
-
-function waitForJob(id: string): Promise<Job> {
-  return jobOnceAdded(deliveries, deliveryEvents, id)
+  const { jobId } = (await response.json()) as { jobId: string }
+  const id = `${jobId}.r0`
+  await webhookJobs.completed(jobId)
+  if (!(await deliveries.getJob(id))) return { id, failed: false }
+  return { id, failed: await Promise.race([deliveryJobs.completed(id).then(() => false), deliveryJobs.failed(id).then(() => true)]) }
 }
 
 describe('admin access', () => {
@@ -128,8 +134,7 @@ describe('GET /admin/events', () => {
     await deliver(41)
     await deliver(42)
     await deliver(41)
-    // The log worker writes after the delivery finishes: wait for all six lines (3 routed, 3 delivered).
-    await until(async () => ((await (await admin(`/admin/events?instance=acme&since=${since}`)).json()) as { events: unknown[] }).events.length === 6)
+    expect(((await (await admin(`/admin/events?instance=acme&since=${since}`)).json()) as { events: unknown[] }).events).toHaveLength(6) // 3 routed, 3 delivered
 
     type Page = { events: { kind: string; event: string; conversation: { conversationId: number }; at: number; status?: number }[]; next?: string }
     const byConversation = (await (await admin(`/admin/events?instance=acme&conversation=41&since=${since}`)).json()) as Page
@@ -179,11 +184,12 @@ describe('replaying failed deliveries', () => {
     const replay = await admin('/admin/replay', { method: 'POST', body: JSON.stringify({ instance: 'acme', since: failedAt }) })
     expect(replay.status).toBe(200)
     expect(await replay.json()).toMatchObject({ matched: 2, replayed: expect.arrayContaining([first.id, second.id]), skipped: [], more: false })
-    await Promise.all([first.id, second.id].map(async (id) => expect(await (await waitForJob(id)).waitUntilFinished(deliveryEvents)).toMatchObject({ status: 'delivered' })))
+    await Promise.all([first.id, second.id].map(async (id) => expect(await deliveryJobs.completed(id)).toMatchObject({ status: 'delivered' })))
     expect(destination.requests.length - before).toBe(2)
 
     const again = await (await admin('/admin/replay', { method: 'POST', body: JSON.stringify({ jobIds: [first.id, second.id] }) })).json()
-    expect(again).toMatchObject({ matched: 0, replayed: [], skipped: [{ id: first.id, reason: 'not failed (completed)' }, { id: second.id, reason: 'not failed (completed)' }] })
+    // Delivered, and gone with it (completed jobs are removed at once): nothing to replay.
+    expect(again).toMatchObject({ matched: 0, replayed: [], skipped: [{ id: first.id, reason: 'not failed (gone)' }, { id: second.id, reason: 'not failed (gone)' }] })
     expect(destination.requests.length - before).toBe(2)
   })
 
@@ -212,7 +218,7 @@ describe('replaying failed deliveries', () => {
     const cli = spawnHookgate(['replay', '--job', id, '--job', 'no-such-job'], env)
     expect(await cli.exit()).toBe(0)
     expect(JSON.parse(cli.output())).toEqual({ matched: 1, replayed: [id], skipped: [{ id: 'no-such-job', reason: 'not failed (gone)' }], more: false })
-    expect(await (await waitForJob(id)).waitUntilFinished(deliveryEvents)).toMatchObject({ status: 'delivered' })
+    expect(await deliveryJobs.completed(id)).toMatchObject({ status: 'delivered' })
   })
 })
 
@@ -239,12 +245,3 @@ describe('POST /admin/reload', () => {
     expect((await admin('/admin/reload', { method: 'POST' })).status).toBe(200)
   })
 })
-
-/** Polls a condition that no event announces (the log worker's append), at most 5 s. */
-async function until(condition: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 5000
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met within 5 s')
-    await Bun.sleep(20)
-  }
-}

@@ -40,7 +40,7 @@ describe('the queue dashboard at /admin/queues', () => {
     page.on('request', (request) => !request.url().startsWith(base) && outside.push(request.url()))
     page.on('response', (response) => response.status() >= 400 && failed.push(`${response.status()} ${response.url()}`))
     await page.goto(`${base}/admin/queues`)
-    for (const queue of ['webhook', 'delivery', 'chatwoot-note', 'log']) {
+    for (const queue of ['webhook', 'delivery', 'chatwoot-note']) {
       await page.getByRole('link', { name: queue, exact: true }).first().waitFor({ timeout: 15_000 })
     }
     mkdirSync(ARTIFACTS, { recursive: true })

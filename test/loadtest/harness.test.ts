@@ -36,7 +36,7 @@ describe('bun run bench', () => {
   test('runs every scenario (here as small as it goes), accounts for every answer, and writes JSON, markdown and a chart', async () => {
     const out = tempDir()
     const bench = Bun.spawn(
-      ['bun', join(import.meta.dir, '../../loadtest/bench.ts'), '--quick', '--seconds', '1', '--rate', '200', '--rate-seconds', '2', '--events', '300', '--out', out],
+      ['bun', join(import.meta.dir, '../../loadtest/bench.ts'), '--quick', '--seconds', '1', '--rate', '200', '--rate-seconds', '2', '--events', '300', '--pipeline-rates', '200', '--pipeline-seconds', '2', '--out', out],
       { stdout: 'pipe', stderr: 'pipe' },
     )
     const [stdout, stderr, code] = await Promise.all([new Response(bench.stdout).text(), new Response(bench.stderr).text(), bench.exited])
@@ -48,6 +48,7 @@ describe('bun run bench', () => {
         peak: { kind: string; median: { rps: number; accepted: number; jobs: number; lost: number } }[]
         rate: { sent: number; accepted: number; jobs: number; lost: number; unanswered: number }
         workers: { events: number; eventsPerSecond: number; duplicates: number }[]
+        pipeline: { rows: { rate: number; sent: number; accepted: number; delivered: number; lost: number; duplicated: number; redis: { scriptsPerEvent: number; commandsPerEvent: number; cpuUsecPerEvent: number } }[] }[]
       }
     }
     expect(results.peak.map((p) => p.kind)).toEqual(['express', 'floor', 'hookgate', 'hookgate'])
@@ -58,10 +59,17 @@ describe('bun run bench', () => {
     }
     expect(results.rate).toMatchObject({ sent: 400, accepted: 400, jobs: 400, lost: 0, unanswered: 0 })
     expect(results.workers).toEqual([expect.objectContaining({ events: 300, duplicates: 0 })])
+    const [pipeline] = results.pipeline
+    expect(pipeline!.rows).toEqual([expect.objectContaining({ rate: 200, sent: 400, accepted: 400, delivered: 400, lost: 0, duplicated: 0 })])
+    // Redis's work is counted: every event takes at least its enqueue script and a few commands.
+    expect(pipeline!.rows[0]!.redis.scriptsPerEvent).toBeGreaterThanOrEqual(1)
+    expect(pipeline!.rows[0]!.redis.commandsPerEvent).toBeGreaterThan(pipeline!.rows[0]!.redis.scriptsPerEvent)
+    expect(pipeline!.rows[0]!.redis.cpuUsecPerEvent).toBeGreaterThan(0)
     expect(files.some((f) => f.endsWith('-rate.svg'))).toBe(true)
     const markdown = readFileSync(join(out, files.find((f) => f.endsWith('.md'))!), 'utf8')
     expect(markdown).toContain('the Express baseline')
     expect(markdown).toContain('-rate.svg)')
     expect(stdout).toContain('## Fixed arrival rate: 200 req/s for 2 s')
+    expect(stdout).toContain('## Pipeline: hookgate start')
   }, 120_000)
 })

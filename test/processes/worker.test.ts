@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { Job, Queue, QueueEvents } from 'bullmq'
+import { Queue, QueueEvents } from 'bullmq'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { freePort } from '../../src/embedded-redis.ts'
 import { QUEUE, eventLogKey } from '../../src/queue/names.ts'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { ACME_TOKEN, testApp, testEnv, webhookRequest, type TestGateway } from '../helpers/deps.ts'
 import { startRecorder } from '../helpers/http-server.ts'
-import { jobOnceAdded } from '../helpers/jobs.ts'
+import { recordFinished, type FinishedJobs } from '../helpers/jobs.ts'
 import { spawnHookgate, type HookgateProcess } from '../helpers/process.ts'
 import { parsePrometheus, total } from '../helpers/prometheus.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
@@ -17,6 +17,9 @@ let gateway: TestGateway
 let env: Record<string, string | undefined>
 let deliveries: Queue
 let deliveryEvents: QueueEvents
+let webhookEvents: QueueEvents
+let webhookJobs: FinishedJobs
+let deliveryJobs: FinishedJobs
 const running: HookgateProcess[] = []
 let nextMessageId = 800_000
 
@@ -33,12 +36,15 @@ beforeAll(async () => {
   const connection = { url: redis.url }
   deliveries = new Queue(QUEUE.delivery, { connection, prefix: gateway.config.queue.prefix })
   deliveryEvents = new QueueEvents(QUEUE.delivery, { connection, prefix: gateway.config.queue.prefix })
-  await deliveryEvents.waitUntilReady()
+  webhookEvents = new QueueEvents(QUEUE.webhook, { connection, prefix: gateway.config.queue.prefix })
+  await Promise.all([deliveryEvents.waitUntilReady(), webhookEvents.waitUntilReady()])
+  deliveryJobs = recordFinished(deliveryEvents)
+  webhookJobs = recordFinished(webhookEvents)
 })
 
 afterAll(async () => {
   await Promise.all(running.map((p) => p.stop('SIGKILL')))
-  await Promise.all([deliveries.close(), deliveryEvents.close()])
+  await Promise.all([deliveries.close(), deliveryEvents.close(), webhookEvents.close()])
   await gateway.close()
   destination.stop()
   await redis.stop()
@@ -51,14 +57,20 @@ async function worker(): Promise<HookgateProcess> {
   return child
 }
 
-/** Sends one event through the API; returns the id its delivery job will have. */
-async function send(): Promise<string> {
+/** Sends one event through the API; returns its webhook job's id and its delivery's (the webhook-id). */
+async function send(): Promise<{ event: string; delivery: string }> {
   const response = await gateway.app.handle(webhookRequest(toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: nextMessageId++ }))))
-  return `${((await response.json()) as { jobId: string }).jobId}.r0`
+  const { jobId } = (await response.json()) as { jobId: string }
+  return { event: jobId, delivery: `${jobId}.r0` }
 }
 
-async function finished(id: string) {
-  return (await jobOnceAdded(deliveries, deliveryEvents, id)).waitUntilFinished(deliveryEvents)
+/** Resolves once the event's webhook job has routed it and made its first delivery try. */
+function routed(sent: { event: string }) {
+  return webhookJobs.completed(sent.event)
+}
+
+function triesOf(id: string) {
+  return destination.requests.filter((r) => r.headers['webhook-id'] === id)
 }
 
 describe('hookgate worker processes', () => {
@@ -66,26 +78,23 @@ describe('hookgate worker processes', () => {
     const first = await worker()
     destination.answer('hang')
     const before = destination.requests.length
-    const id = await send()
+    const sent = await send()
     await destination.received(before + 1)
     await first.stop('SIGKILL')
 
     await worker()
-    expect(await finished(id)).toEqual({ status: 'delivered', httpStatus: 200 })
-    const tries = destination.requests.slice(before).filter((r) => r.headers['webhook-id'] === id)
-    expect(tries).toHaveLength(2) // the one the dead worker never saw answered, and the delivery
+    expect(await routed(sent)).toEqual({ routes: [0] })
+    expect(triesOf(sent.delivery)).toHaveLength(2) // the one the dead worker never saw answered, and the delivery
   })
 
   test('with two workers, a delivery job run again after it succeeded delivers nothing more', async () => {
     await worker()
-    const id = await send()
-    expect(await finished(id)).toEqual({ status: 'delivered', httpStatus: 200 })
-    const job = (await Job.fromId(deliveries, id))!
-    const delivered = destination.requests.filter((r) => r.headers['webhook-id'] === id).length
-    await job.remove()
-    await deliveries.add(job.name, job.data, { jobId: id })
-    expect(await finished(id)).toEqual({ status: 'delivered_before' })
-    expect(destination.requests.filter((r) => r.headers['webhook-id'] === id)).toHaveLength(delivered)
+    const sent = await send()
+    await routed(sent)
+    expect(triesOf(sent.delivery)).toHaveLength(1)
+    await deliveries.add('deliver', { instanceId: 'acme', route: 0, event: 'message_created', body: '{}', conversation: undefined }, { jobId: sent.delivery })
+    expect(await deliveryJobs.completed(sent.delivery)).toEqual({ status: 'delivered_before' })
+    expect(triesOf(sent.delivery)).toHaveLength(1)
   })
 
   test('SIGTERM lets the delivery in flight finish, then exits 0', async () => {
@@ -93,10 +102,11 @@ describe('hookgate worker processes', () => {
     expect(await other.stop('SIGTERM')).toBe(0)
     destination.answer({ status: 200, json: { ok: true }, delayMs: 300 })
     const before = destination.requests.length
-    const id = await send()
+    const sent = await send()
     await destination.received(before + 1)
     const exited = child.stop('SIGTERM')
-    expect(await finished(id)).toMatchObject({ status: 'delivered' })
+    expect(await routed(sent)).toEqual({ routes: [0] })
+    expect(await deliveries.getJob(sent.delivery)).toBeUndefined() // delivered by the webhook job, not handed over
     expect(await exited).toBe(0)
     expect(child.output()).toContain('workers stopped')
   })
@@ -108,8 +118,7 @@ describe('a worker run on its own', () => {
     const child = spawnHookgate(['worker'], { ...env, LOG_LEVEL: 'info', WORKER_METRICS_PORT: String(port) })
     running.push(child)
     await child.waitFor(/"msg":"worker metrics listening"/)
-    const id = await send()
-    expect(await finished(id)).toMatchObject({ status: 'delivered' })
+    await routed(await send())
     const metrics = await fetch(`http://127.0.0.1:${port}/metrics`)
     expect(metrics.status).toBe(200)
     const samples = parsePrometheus(await metrics.text())
@@ -124,7 +133,9 @@ describe('a worker run on its own', () => {
     writeFileSync(file, good)
     child.proc.kill('SIGHUP')
     await child.waitFor(/"instances":1,"msg":"instances reloaded"/)
-    expect(await finished(await send())).toMatchObject({ status: 'delivered' })
+    const sent = await send()
+    await routed(sent)
+    expect(triesOf(sent.delivery)).toHaveLength(1)
     expect(await child.stop()).toBe(0)
   })
 })

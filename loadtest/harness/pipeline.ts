@@ -1,0 +1,229 @@
+import { Redis } from 'ioredis'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { freePort } from '../../src/embedded-redis.ts'
+import { chatwoot, toChatwootJson } from '../../test/fixtures/chatwoot.ts'
+import { runArrivalRate } from './arrival-rate.ts'
+import { startServer } from './processes.ts'
+import { latencies, type Latencies } from './stats.ts'
+import { redisCost, redisSnapshot, type RedisCost, type RedisSnapshot } from './redis-cost.ts'
+
+export interface PipelineRow {
+  rate: number
+  seconds: number
+  sent: number
+  accepted: number
+  /** Webhook answers, from when each request was due (open loop). */
+  ack: Latencies
+  /** From when the sender built the request to when the destination had it. */
+  deliver: Latencies
+  delivered: number
+  /** Accepted, never delivered. */
+  lost: number
+  /** Deliveries past the first of an event. */
+  duplicated: number
+  redis: RedisCost
+  /** CPU ms of each role's processes, per 1,000 events. */
+  cpuMsPer1000: { api: number; worker: number }
+}
+
+export interface PipelineResult {
+  label: string
+  apiProcesses: number
+  workerProcesses: number
+  conversations: number
+  rows: PipelineRow[]
+}
+
+const TOKEN = 'bench-token-0123456789abcdef'
+const HIGH = '1000000'
+/** After the sender stops, how long the pipeline may take to deliver what is left before the rest counts as lost. */
+const DRAIN_LIMIT_MS = 60_000
+
+/**
+ * The path users run, end to end: `hookgate start` (API and worker processes), one route to a local destination that
+ * answers 200 at once, and an open-loop sender at fixed rates. Each event carries when it was sent; the destination
+ * notes when it arrives. Per rate: ack and receive→deliver percentiles, lost and duplicated events, and what each event
+ * cost Redis (INFO commandstats and CPU deltas over the run and its drain, divided by events) and each role's processes.
+ */
+export async function measurePipeline(options: {
+  redisUrl: string
+  work: string
+  rates: number[]
+  seconds: number
+  apiProcesses: number
+  workerProcesses: number
+  /** Events spread over this many conversations, in turn. */
+  conversations: number
+  label: string
+  /** The checkout whose `src/main.ts` runs (another one measures a baseline in the same run). */
+  root: string
+  routeOptions?: Record<string, unknown>
+  env?: Record<string, string>
+  log: (line: string) => void
+}): Promise<PipelineResult> {
+  const { redisUrl, work, rates, seconds, conversations, log } = options
+  const sentAt = new Map<number, number>()
+  const deliveredAt = new Map<number, number>()
+  let duplicated = 0
+  let onDelivery = () => {}
+  const destination = Bun.serve({
+    port: 0,
+    hostname: '127.0.0.1',
+    async fetch(request) {
+      const body = await request.text()
+      const id = Number(/"id":(\d+),"inbox"/.exec(body)?.[1])
+      if (deliveredAt.has(id)) duplicated++
+      else deliveredAt.set(id, performance.now())
+      onDelivery()
+      return Response.json({ ok: true })
+    },
+  })
+  const instancesFile = join(work, `pipeline-${destination.port}.json`)
+  await Bun.write(
+    instancesFile,
+    JSON.stringify({
+      instances: [
+        {
+          id: 'bench',
+          tokens: [TOKEN],
+          routes: [
+            {
+              events: ['message_created'],
+              destination: { url: `http://127.0.0.1:${destination.port}/hook`, secret: 'bench-signing-secret-0123', ...options.routeOptions },
+            },
+          ],
+        },
+      ],
+    }),
+  )
+  const port = await freePort()
+  const gateway = await startServer(
+    `hookgate start (${options.label})`,
+    ['bun', join(options.root, 'src/main.ts'), 'start'],
+    {
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      REDIS_URL: redisUrl,
+      HOOKGATE_CONFIG: instancesFile,
+      HOOKGATE_DATA_DIR: work,
+      LOG_LEVEL: 'info',
+      API_PROCESSES: String(options.apiProcesses),
+      WORKER_PROCESSES: String(options.workerProcesses),
+      RATE_LIMIT_INSTANCE_PER_SECOND: HIGH,
+      RATE_LIMIT_INSTANCE_BURST: HIGH,
+      RATE_LIMIT_INSTANCE_CEILING_PER_SECOND: HIGH,
+      ...options.env,
+    },
+    `http://127.0.0.1:${port}/health`,
+  )
+  const redis = new Redis(redisUrl)
+  const url = `http://127.0.0.1:${port}/webhook/chatwoot/bench?token=${TOKEN}`
+  const template = eventTemplate()
+  let nextId = 30_000_000_000
+  const send = (rate: number, runSeconds: number) => {
+    const first = nextId
+    nextId += Math.round(rate * runSeconds) + 1
+    return runArrivalRate({
+      url,
+      rate,
+      seconds: runSeconds,
+      body: (i) => {
+        const id = first + i
+        sentAt.set(id, performance.now())
+        return template(id, 1 + (i % conversations))
+      },
+    })
+  }
+  const rows: PipelineRow[] = []
+  try {
+    // Warm-up: JIT, connection pools, the destination's keep-alive connections.
+    await send(Math.min(...rates), 2)
+    await drained(() => sentAt.size)
+    for (const rate of rates) {
+      sentAt.clear()
+      deliveredAt.clear()
+      duplicated = 0
+      const before = await snapshot(redis, gateway.pid)
+      const run = await send(rate, seconds)
+      const accepted = (run.statuses[202] ?? 0) + (run.statuses[200] ?? 0)
+      await drained(() => accepted)
+      const after = await snapshot(redis, gateway.pid)
+      const deliver = latencies([...deliveredAt].map(([id, at]) => at - sentAt.get(id)!))
+      const cpu = (role: 'api' | 'worker') => Math.round(((after.cpuMs[role] - before.cpuMs[role]) / Math.max(1, accepted)) * 1000 * 10) / 10
+      const row: PipelineRow = {
+        rate,
+        seconds,
+        sent: run.sent,
+        accepted,
+        ack: run.latency,
+        deliver,
+        delivered: deliveredAt.size,
+        lost: Math.max(0, accepted - deliveredAt.size),
+        duplicated,
+        redis: redisCost(before.redis, after.redis, accepted),
+        cpuMsPer1000: { api: cpu('api'), worker: cpu('worker') },
+      }
+      rows.push(row)
+      log(
+        `pipeline ${options.label} ${rate}/s: ack p95 ${row.ack.p95} ms, deliver p50 ${deliver.p50} p99 ${deliver.p99} ms, ` +
+          `lost ${row.lost}, dup ${duplicated}, Redis CPU ${row.redis.cpuUsecPerEvent} µs (scripts ${row.redis.scriptUsecPerEvent} µs), ` +
+          `${row.redis.scriptsPerEvent} scripts, ${row.redis.commandsPerEvent} commands per event`,
+      )
+    }
+  } finally {
+    redis.disconnect()
+    await gateway.stop()
+    destination.stop(true)
+  }
+  return { label: options.label, apiProcesses: options.apiProcesses, workerProcesses: options.workerProcesses, conversations, rows }
+
+  /** Resolves once `expected()` events were delivered, or once nothing new arrived for DRAIN_LIMIT_MS. */
+  async function drained(expected: () => number): Promise<void> {
+    for (;;) {
+      if (deliveredAt.size >= expected()) return
+      const arrived = new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), DRAIN_LIMIT_MS)
+        onDelivery = () => {
+          clearTimeout(timer)
+          resolve(true)
+        }
+      })
+      if (!(await arrived)) return
+    }
+  }
+}
+
+/** A message_created body with a fresh message id and a conversation, as the wrk and rate scenarios send. */
+function eventTemplate(): (id: number, conversation: number) => string {
+  const ID = 424242424242
+  const CONVERSATION = 919191
+  const parts = toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: ID, conversationId: CONVERSATION }))
+    .split(String(CONVERSATION))
+    .map((part) => part.split(String(ID)))
+  return (id, conversation) => parts.map((part) => part.join(String(id))).join(String(conversation))
+}
+
+async function snapshot(redis: Redis, supervisorPid: number): Promise<{ redis: RedisSnapshot; cpuMs: { api: number; worker: number } }> {
+  return { redis: await redisSnapshot(redis), cpuMs: childCpuMs(supervisorPid) }
+}
+
+/** CPU ms (user + system) used so far by the supervisor's children, by role (from /proc). */
+function childCpuMs(supervisorPid: number): { api: number; worker: number } {
+  const total = { api: 0, worker: 0 }
+  const ticksPerMs = 100 / 1000
+  const children = Bun.spawnSync(['pgrep', '-P', String(supervisorPid)]).stdout.toString().split('\n').filter(Boolean)
+  for (const pid of children) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+      const role = cmdline.includes('worker') ? 'worker' : cmdline.includes('api') ? 'api' : undefined
+      if (!role) continue
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      total[role] += (Number(fields[11]) + Number(fields[12])) / ticksPerMs
+    } catch {
+      // The child exited between the listing and the read.
+    }
+  }
+  return total
+}

@@ -1,0 +1,133 @@
+import { randomUUID } from 'node:crypto'
+import type { Config } from '../src/config.ts'
+import type { RouteConfig } from '../src/instances-schema.ts'
+import type { Log } from '../src/log.ts'
+import type { Metrics } from '../src/metrics.ts'
+import { deliveredKey, type ConversationRef } from '../src/queue/names.ts'
+import type { WithReleaseLock } from '../src/redis.ts'
+import type { AnswerBack } from './answer-back.ts'
+import { RetryLater } from './backoff.ts'
+import type { Breaker } from './breaker.ts'
+import type { EventLog } from './event-log.ts'
+import { postJson } from './http.ts'
+import { signStandardWebhook } from './sign.ts'
+
+export type Destination = RouteConfig['destination']
+
+/** One event for one destination. */
+export interface DeliveryTarget {
+  /** `<event's job id>.r<route>`: the delivery's webhook-id, marker and (once handed to the delivery queue) job id. */
+  id: string
+  instanceId: string
+  event: string
+  body: string
+  conversation: ConversationRef | undefined
+  destination: Destination
+  /** Which try this is, from 1 (for the log). */
+  attempt: number
+}
+
+/** What one try came to; `wait` (breaker open, or the same delivery in flight elsewhere) is not a try. */
+export type TryOutcome =
+  | { status: 'delivered'; httpStatus: number }
+  | { status: 'delivered_before' }
+  | { status: 'wait'; waitMs: number }
+  | { status: 'failed'; error: Error }
+
+export type TryDelivery = (target: DeliveryTarget) => Promise<TryOutcome>
+
+const DEFAULT_TIMEOUT_MS = 10_000
+/** How much longer than its POST's timeout a run's claim on the marker lives. */
+const IN_FLIGHT_MARGIN_MS = 1000
+const DELIVERED = 'delivered'
+
+/**
+ * One try of one delivery: the destination's breaker, its marker claimed (two runs never POST at once; a run after it
+ * was delivered does nothing), a signed POST with its timeout, the reply or note it answers, then the marker set to
+ * `delivered` for the dedupe window and the event-log line. Normally two Redis commands, no script.
+ */
+export function createDeliverer(deps: {
+  config: Config
+  breaker: Breaker
+  /** Commands connection: the delivered marker. */
+  redis: WithReleaseLock
+  answerBack: AnswerBack
+  eventLog: EventLog
+  log: Log
+  metrics: Metrics
+}): TryDelivery {
+  const { config, breaker, redis, answerBack, eventLog, log, metrics } = deps
+  const { prefix, dedupeWindowMs } = config.queue
+
+  return async function tryDelivery(target) {
+    const { id, instanceId, event, conversation, destination } = target
+    const host = new URL(destination.url).host
+    const timeoutMs = destination.timeoutMs ?? DEFAULT_TIMEOUT_MS
+    const marker = deliveredKey(prefix, id)
+    const deliveredBefore = (): TryOutcome => {
+      metrics.deliveries.inc({ instance: instanceId, host, outcome: 'delivered_before' })
+      return { status: 'delivered_before' }
+    }
+    const owner = randomUUID()
+    const permission = await breaker.allow(destination.url, owner, timeoutMs + IN_FLIGHT_MARGIN_MS)
+    if (!permission.allowed) {
+      metrics.breakerOpen.set({ host }, 1)
+      log.debug({ jobId: id, waitMs: permission.waitMs }, 'destination breaker open; delivery waits')
+      return { status: 'wait', waitMs: permission.waitMs }
+    }
+    // Claimed on every run, first ones too: a job whose lock was lost while it ran (a stalled event loop, Redis away)
+    // is run again by another worker while the first run may still be POSTing; the fault suite saw that happen.
+    if (!(await redis.set(marker, owner, 'PX', timeoutMs + IN_FLIGHT_MARGIN_MS, 'NX'))) {
+      if ((await redis.get(marker)) === DELIVERED) return deliveredBefore()
+      // Another run may still be POSTing (or died mid-POST: its claim expires with its timeout).
+      log.debug({ jobId: id }, 'delivery in flight elsewhere; waits')
+      return { status: 'wait', waitMs: timeoutMs }
+    }
+    const release = () => redis.releaseLock(marker, owner).catch(() => 0)
+
+    let answer: Awaited<ReturnType<typeof postJson>>
+    try {
+      const signed = destination.secret ? signStandardWebhook(destination.secret, id, Math.floor(Date.now() / 1000), target.body) : { 'webhook-id': id }
+      answer = await postJson(destination.url, target.body, { ...signed, 'x-hookgate-instance': instanceId, 'x-chatwoot-event': event }, timeoutMs)
+    } catch (error) {
+      if (await breaker.record(destination.url, !(error instanceof RetryLater && error.unhealthy), owner)) metrics.breakerOpen.set({ host }, 1)
+      await release()
+      return { status: 'failed', error: error as Error }
+    }
+    try {
+      // The reply or note first, then the marker: a failure in between delivers the event again (destinations dedupe
+      // by webhook-id) rather than losing a reply.
+      await answerBack.answer(id, instanceId, conversation, answer.json)
+    } catch (error) {
+      await release()
+      return { status: 'failed', error: error as Error }
+    }
+    // Marker and log line in the same tick: one round trip on the auto-pipelined connection.
+    await Promise.all([
+      untilWritten(() => redis.set(marker, DELIVERED, 'PX', dedupeWindowMs), config.workers.jobLockMs),
+      eventLog.append(instanceId, { kind: 'delivered', jobId: id, event, at: Date.now(), conversation, host, status: answer.status, attempt: target.attempt }),
+    ])
+    await breaker.record(destination.url, true, owner)
+    metrics.breakerOpen.set({ host }, 0)
+    metrics.deliveries.inc({ instance: instanceId, host, outcome: 'delivered' })
+    log.info({ jobId: id, instance: instanceId, host, status: answer.status, attempt: target.attempt }, 'delivered')
+    return { status: 'delivered', httpStatus: answer.status }
+  }
+}
+
+/**
+ * Writes what must not be lost once the destination has the event (its delivered marker), trying again while Redis is
+ * away, for up to `withinMs` (the job's lock): failing at once would have the job run again and deliver twice.
+ */
+async function untilWritten(write: () => Promise<unknown>, withinMs: number): Promise<void> {
+  const deadline = Date.now() + withinMs
+  for (;;) {
+    try {
+      await write()
+      return
+    } catch (error) {
+      if (Date.now() >= deadline) throw error
+      await Bun.sleep(100)
+    }
+  }
+}
