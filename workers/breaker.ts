@@ -9,7 +9,8 @@ import recordScript from './breaker-record.lua' with { type: 'text' }
 export type Permission = { allowed: true } | { allowed: false; waitMs: number }
 
 export interface Breaker {
-  allow(destinationUrl: string, owner: string, probeTimeoutMs: number): Promise<Permission>
+  /** Synchronous while this process's view is fresh: the caller's next Redis command can share its round trip. */
+  allow(destinationUrl: string, owner: string, probeTimeoutMs: number): Permission | Promise<Permission>
   /** `owner`: the one given to allow() for this attempt. True when this outcome opened the breaker. */
   record(destinationUrl: string, succeeded: boolean, owner: string): Promise<boolean>
 }
@@ -28,6 +29,8 @@ const KEEP_IDLE_BREAKER_MS = 60 * 60_000
  * seen here up to this much later.
  */
 export const BREAKER_SYNC_MS = 1000
+
+const ALLOWED: Permission = { allowed: true }
 
 /** What this process last heard of one destination's breaker. */
 interface Known {
@@ -73,15 +76,19 @@ export function createBreaker(deps: { redis: Redis; prefix: string; config: Brea
     entry.freshUntil = !tripped || openForMs > 0 ? now + Math.min(BREAKER_SYNC_MS, tripped ? openForMs : BREAKER_SYNC_MS) : 0
   }
 
+  async function ask(entry: Known, owner: string, probeTimeoutMs: number): Promise<Permission> {
+    const [allowed, waitMs, failures, probe] = await redis.breakerAllow(entry.key, owner, probeTimeoutMs)
+    if (probe === 1) learn(entry, failures, true, 0)
+    else learn(entry, failures, allowed !== 1, allowed === 1 ? 0 : waitMs)
+    return allowed === 1 ? ALLOWED : { allowed: false, waitMs }
+  }
+
   return {
-    async allow(url, owner, probeTimeoutMs) {
+    allow(url, owner, probeTimeoutMs) {
       const entry = knownOf(url)
       const now = Date.now()
-      if (now < entry.freshUntil) return entry.tripped ? { allowed: false, waitMs: Math.max(1, entry.openUntil - now) } : { allowed: true }
-      const [allowed, waitMs, failures, probe] = await redis.breakerAllow(entry.key, owner, probeTimeoutMs)
-      if (probe === 1) learn(entry, failures, true, 0)
-      else learn(entry, failures, allowed !== 1, allowed === 1 ? 0 : waitMs)
-      return allowed === 1 ? { allowed: true } : { allowed: false, waitMs }
+      if (now >= entry.freshUntil) return ask(entry, owner, probeTimeoutMs)
+      return entry.tripped ? { allowed: false, waitMs: Math.max(1, entry.openUntil - now) } : ALLOWED
     },
     async record(url, succeeded, owner) {
       const entry = knownOf(url)
