@@ -91,7 +91,8 @@ export interface Config {
      * 200, CHATWOOT_NOTE_WORKER_CONCURRENCY 20). A webhook job makes its event's first delivery tries, the delivery
      * queue the retries; both wait on the network: measured with a destination answering in 100 ms, one worker
      * delivered 96/s at 10, 435/s at 50 and 1311/s at 200
-     * (`bun run bench -- --scenarios workers --destination-ms 100 --concurrency N`).
+     * (`bun run bench -- --scenarios workers --destination-ms 100 --concurrency N`, before first tries moved into the
+     * webhook job).
      */
     webhookConcurrency: number
     deliveryConcurrency: number

@@ -92,7 +92,8 @@ export async function measureWorkers(options: {
     HOOKGATE_CONFIG: instancesFile,
     HOOKGATE_DATA_DIR: options.work,
     LOG_LEVEL: 'warn',
-    ...(deliveryConcurrency ? { DELIVERY_WORKER_CONCURRENCY: String(deliveryConcurrency) } : {}),
+    // A webhook job makes its event's first delivery try: its concurrency is the deliveries in flight.
+    ...(deliveryConcurrency ? { WEBHOOK_WORKER_CONCURRENCY: String(deliveryConcurrency), DELIVERY_WORKER_CONCURRENCY: String(deliveryConcurrency) } : {}),
   }
   const children = Array.from({ length: workerProcesses }, () =>
     Bun.spawn(['bun', join(ROOT, 'src/main.ts'), 'worker'], { env, stdout: 'ignore', stderr: 'inherit' }),
