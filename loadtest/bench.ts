@@ -34,7 +34,7 @@ import { startCluster } from '../test/helpers/cluster.ts'
 import { startRedis } from '../test/helpers/redis.ts'
 import { runArrivalRate, type ArrivalRateResult } from './harness/arrival-rate.ts'
 import { latencyChartSvg } from './harness/chart.ts'
-import { startServer } from './harness/processes.ts'
+import { hookgateEnv, startServer } from './harness/processes.ts'
 import { median } from './harness/stats.ts'
 import { measurePipeline, type PipelineResult } from './harness/pipeline.ts'
 import { measureWorkers, type WorkerResult } from './harness/workers.ts'
@@ -95,7 +95,6 @@ const settings = {
 
 const ROOT = join(import.meta.dir, '..')
 const TOKEN = 'bench-token-0123456789abcdef'
-const HIGH = '1000000'
 /** A message id the wrk script and the arrival-rate client replace with a fresh one per request. */
 const PLACEHOLDER_ID = 424242424242
 const body = toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: PLACEHOLDER_ID }))
@@ -128,21 +127,7 @@ const hookgate = (apiProcesses: number, extraEnv: Record<string, string> = {}, n
     startServer(
       `hookgate API_PROCESSES=${apiProcesses}`,
       ['bun', join(ROOT, 'src/main.ts'), 'start'],
-      {
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        REDIS_URL: redisUrl,
-        HOOKGATE_CONFIG: instancesFile,
-        HOOKGATE_DATA_DIR: work,
-        LOG_LEVEL: 'info',
-        API_PROCESSES: String(apiProcesses),
-        WORKER_PROCESSES: '0',
-        // Limits as high as they go, so nothing is shaped or refused: this measures the path, not the policy.
-        RATE_LIMIT_INSTANCE_PER_SECOND: HIGH,
-        RATE_LIMIT_INSTANCE_BURST: HIGH,
-        RATE_LIMIT_INSTANCE_CEILING_PER_SECOND: HIGH,
-        ...extraEnv,
-      },
+      { ...hookgateEnv({ port, redisUrl, instancesFile, work, apiProcesses, workerProcesses: 0 }), ...extraEnv },
       `http://127.0.0.1:${port}/health`,
     ),
 })

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { freePort } from '../../src/embedded-redis.ts'
 import { chatwoot, toChatwootJson } from '../../test/fixtures/chatwoot.ts'
 import { runArrivalRate } from './arrival-rate.ts'
-import { startServer } from './processes.ts'
+import { hookgateEnv, startServer } from './processes.ts'
 import { latencies, type Latencies } from './stats.ts'
 import { redisCost, redisSnapshot, type RedisCost, type RedisSnapshot } from './redis-cost.ts'
 
@@ -36,7 +36,6 @@ export interface PipelineResult {
 }
 
 const TOKEN = 'bench-token-0123456789abcdef'
-const HIGH = '1000000'
 /** After the sender stops, how long the pipeline may take to deliver what is left before the rest counts as lost. */
 const DRAIN_LIMIT_MS = 60_000
 
@@ -102,17 +101,7 @@ export async function measurePipeline(options: {
     `hookgate start (${options.label})`,
     ['bun', join(options.root, 'src/main.ts'), 'start'],
     {
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      REDIS_URL: redisUrl,
-      HOOKGATE_CONFIG: instancesFile,
-      HOOKGATE_DATA_DIR: work,
-      LOG_LEVEL: 'info',
-      API_PROCESSES: String(options.apiProcesses),
-      WORKER_PROCESSES: String(options.workerProcesses),
-      RATE_LIMIT_INSTANCE_PER_SECOND: HIGH,
-      RATE_LIMIT_INSTANCE_BURST: HIGH,
-      RATE_LIMIT_INSTANCE_CEILING_PER_SECOND: HIGH,
+      ...hookgateEnv({ port, redisUrl, instancesFile, work, apiProcesses: options.apiProcesses, workerProcesses: options.workerProcesses }),
       ...options.env,
     },
     `http://127.0.0.1:${port}/health`,

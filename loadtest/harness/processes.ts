@@ -1,5 +1,34 @@
 import type { Subprocess } from 'bun'
 
+const HIGH = '1000000'
+
+/**
+ * The environment the harness runs `hookgate start` with: loopback, its own Redis and instances file, and instance
+ * limits as high as they go, so nothing is shaped or refused: the harness measures the path, not the policy.
+ */
+export function hookgateEnv(options: {
+  port: number
+  redisUrl: string
+  instancesFile: string
+  work: string
+  apiProcesses: number
+  workerProcesses: number
+}): Record<string, string> {
+  return {
+    PORT: String(options.port),
+    HOST: '127.0.0.1',
+    REDIS_URL: options.redisUrl,
+    HOOKGATE_CONFIG: options.instancesFile,
+    HOOKGATE_DATA_DIR: options.work,
+    LOG_LEVEL: 'info',
+    API_PROCESSES: String(options.apiProcesses),
+    WORKER_PROCESSES: String(options.workerProcesses),
+    RATE_LIMIT_INSTANCE_PER_SECOND: HIGH,
+    RATE_LIMIT_INSTANCE_BURST: HIGH,
+    RATE_LIMIT_INSTANCE_CEILING_PER_SECOND: HIGH,
+  }
+}
+
 export interface Server {
   name: string
   pid: number
