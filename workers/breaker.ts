@@ -72,8 +72,10 @@ export function createBreaker(deps: { redis: Redis; prefix: string; config: Brea
     entry.failures = failures
     entry.tripped = tripped
     entry.openUntil = now + openForMs
-    // Closed or open, the answer holds for a while; half-open, only Redis can hand out the probe.
-    entry.freshUntil = !tripped || openForMs > 0 ? now + Math.min(BREAKER_SYNC_MS, tripped ? openForMs : BREAKER_SYNC_MS) : 0
+    // Closed, the answer holds for a while; open, until its open time is up at most; half-open, only Redis can hand
+    // out the probe, so it is asked every time.
+    if (!tripped) entry.freshUntil = now + BREAKER_SYNC_MS
+    else entry.freshUntil = openForMs > 0 ? now + Math.min(BREAKER_SYNC_MS, openForMs) : 0
   }
 
   async function ask(entry: Known, owner: string, probeTimeoutMs: number): Promise<Permission> {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Redis } from 'ioredis'
 import { createLogger } from '../../src/log.ts'
-import { createBreaker, type Breaker } from '../../workers/breaker.ts'
+import { BREAKER_SYNC_MS, createBreaker, type Breaker } from '../../workers/breaker.ts'
 import { logCapture } from '../helpers/deps.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
 
@@ -60,5 +60,26 @@ describe('destination circuit breaker', () => {
     for (let i = 0; i < 3; i++) await breaker.record('https://bot-c.test/down', false, `o${i}`)
     expect((await breaker.allow('https://bot-c.test/down', 'a', 1000)).allowed).toBe(false)
     expect((await breaker.allow('https://bot-c.test/up', 'a', 1000)).allowed).toBe(true)
+  })
+
+  test('a healthy destination costs Redis one script a second per process, and another process\'s open breaker is seen within that second', async () => {
+    const url = 'https://bot-d.test/hook'
+    const scripts = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await client.info('commandstats'))?.[1] ?? 0)
+    const before = await scripts()
+    const started = Date.now()
+    for (let i = 0; i < 100; i++) {
+      expect(await breaker.allow(url, `h${i}`, 1000)).toEqual({ allowed: true })
+      expect(await breaker.record(url, true, `h${i}`)).toBe(false)
+    }
+    expect((await scripts()) - before).toBe(1 + Math.floor((Date.now() - started) / BREAKER_SYNC_MS))
+
+    // Another worker process: its own view of the same breaker in Redis.
+    const other = createBreaker({ redis: client, prefix: '{t}', config: { failureThreshold: 2, openMs: 5000 }, log: createLogger({ level: 'silent' }) })
+    await other.record(url, false, 'o1')
+    expect(await other.record(url, false, 'o2')).toBe(true)
+    const openedAt = Date.now()
+    // This process still trusts what it heard less than a second ago, then asks again and is refused.
+    while ((await breaker.allow(url, 'p', 1000)).allowed) await Bun.sleep(20)
+    expect(Date.now() - openedAt).toBeLessThanOrEqual(BREAKER_SYNC_MS + 100)
   })
 })
