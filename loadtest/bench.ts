@@ -106,7 +106,10 @@ const work = mkdtempSync(join(tmpdir(), 'hookgate-bench-'))
 const bodyFile = join(work, 'body.json')
 writeFileSync(bodyFile, body)
 const instancesFile = join(work, 'instances.json')
-writeFileSync(instancesFile, JSON.stringify({ instances: [{ id: 'bench', tokens: [TOKEN] }] }))
+// A route for the events sent (an event no route wants is logged, not queued); the peak and rate scenarios run no
+// worker, so nothing is delivered to it.
+const routes = [{ events: ['message_created'], destination: { url: 'http://127.0.0.1:9/unreached' } }]
+writeFileSync(instancesFile, JSON.stringify({ instances: [{ id: 'bench', tokens: [TOKEN], routes }] }))
 
 interface Target {
   name: string

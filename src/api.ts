@@ -7,6 +7,7 @@ import type { Log } from './log.ts'
 import { createMetrics } from './metrics.ts'
 import { createAcceptor } from './ingest/accept.ts'
 import { createEnqueuer } from './queue/enqueue.ts'
+import { createEventLog } from './queue/event-log.ts'
 import { createQueues } from './queue/queues.ts'
 import { createRedisBreaker } from './redis-breaker.ts'
 import { atMost, createRedis, waitForReady, type ConnectedRedisConfig } from './redis.ts'
@@ -40,7 +41,8 @@ export async function buildApi(config: Config, redisConfig: ConnectedRedisConfig
     metricsText: supervisor ? supervisor.fleetMetrics : () => metrics.registry.metrics(),
     reloadInstances: supervisor ? supervisor.reloadAll : async () => [reloadHere()],
   }
-  const enqueuer = createEnqueuer({ config: config.queue, commands, queues, log, metrics })
+  const eventLog = createEventLog({ redis: commands, prefix: config.queue.prefix, maxLen: config.workers.eventLogMaxLen, log })
+  const enqueuer = createEnqueuer({ config: config.queue, commands, queues, eventLog, log, metrics })
   const budgetMs = config.spool.redisBudgetMs
   const breaker = createRedisBreaker({ redis: commands, budgetMs, log })
   const replicas = config.spool.waitReplicas > 0 ? { producer, count: config.spool.waitReplicas } : undefined

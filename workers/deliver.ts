@@ -8,7 +8,7 @@ import type { WithReleaseLock } from '../src/redis.ts'
 import type { AnswerBack } from './answer-back.ts'
 import { RetryLater } from './backoff.ts'
 import type { Breaker } from './breaker.ts'
-import type { EventLog } from './event-log.ts'
+import type { EventLog } from '../src/queue/event-log.ts'
 import { postJson } from './http.ts'
 import { signStandardWebhook } from './sign.ts'
 

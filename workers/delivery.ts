@@ -8,7 +8,7 @@ import { batchKey, destinationId, type DeliveryJobData } from '../src/queue/name
 import type { AnswerBack } from './answer-back.ts'
 import { waitWithoutTrying } from './backoff.ts'
 import type { TryDelivery } from './deliver.ts'
-import type { EventLog } from './event-log.ts'
+import type { EventLog } from '../src/queue/event-log.ts'
 
 export interface DeliveryDeps {
   config: Config

@@ -15,7 +15,7 @@ import { createChatwootNoteProcessor } from './chatwoot-note.ts'
 import { createDeliverer } from './deliver.ts'
 import { createDeliveryProcessor } from './delivery.ts'
 import { fleetDuties } from './duties.ts'
-import { createEventLog } from './event-log.ts'
+import { createEventLog } from '../src/queue/event-log.ts'
 import { runWhileLeader } from './leader.ts'
 import { createWebhookProcessor } from './webhook.ts'
 

@@ -9,8 +9,8 @@ import { JOB, batchKey, destinationId, type ConversationRef, type DeliveryJobDat
 import type { Queues } from '../src/queue/queues.ts'
 import { backoffStrategy } from './backoff.ts'
 import type { TryDelivery } from './deliver.ts'
-import type { EventLog } from './event-log.ts'
-import { matchRoutes, routableEvent } from './routes.ts'
+import type { EventLog } from '../src/queue/event-log.ts'
+import { matchRoutes, routableEvent } from '../src/ingest/routes.ts'
 
 export interface WebhookDeps {
   config: Config

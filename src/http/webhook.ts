@@ -3,7 +3,9 @@ import { InvalidRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType }
 import type { AcceptResult } from '../ingest/accept.ts'
 import { credentialsFrom, dedupeKey, parseEvent, verifyChatwoot, type ChatwootEvent } from '../ingest/chatwoot.ts'
 import { rateLimitHeaders, type LimitResult } from '../ingest/ratelimit.ts'
+import { matchRoutes, routableEvent } from '../ingest/routes.ts'
 import type { Instance } from '../instances.ts'
+import type { EventLogLine } from '../queue/names.ts'
 import { eventLabel } from '../metrics.ts'
 import type { AppDeps } from './app.ts'
 import type { PeerSource } from './client-ip.ts'
@@ -105,10 +107,12 @@ export function webhookRoutes(deps: AppDeps) {
     const lock = acceptor.lockFor(dedupeKey(instance.id, event, raw))
     const limit = await limiter.takeForInstance(instance.id, ip, lock)
     const delayMs = limit?.delayMs ?? 0
+    const receivedAt = Date.now()
     const result = await acceptor.accept(
       lock,
-      { instanceId: instance.id, event: event.event, body, deliveryId: deliveryId ?? undefined, receivedAt: Date.now() },
+      { instanceId: instance.id, event: event.event, body, deliveryId: deliveryId ?? undefined, receivedAt },
       delayMs,
+      unroutedLine(instance, event, lock.jobId, receivedAt),
     )
     const shaped = delayMs > 0 && result.status === 'queued'
     if (shaped) metrics.shaped.inc({ instance: instance.id })
@@ -147,6 +151,16 @@ export function webhookRoutes(deps: AppDeps) {
 }
 
 type Query = Record<string, string | undefined>
+
+/**
+ * The event-log line of an event none of its instance's routes wants (it then needs no job), or undefined. Routes are
+ * matched again by the worker for the events that are queued, with the routes of that moment.
+ */
+function unroutedLine(instance: Instance, event: ChatwootEvent, jobId: string, at: number): EventLogLine | undefined {
+  const routable = routableEvent(event)
+  if (matchRoutes(instance.config.routes ?? [], routable).length > 0) return undefined
+  return { kind: 'routed', jobId, event: event.event, at, conversation: routable.conversation, routes: [] }
+}
 
 /** hookgate_webhooks_total's outcome label for each answer. */
 const OUTCOME = { queued: 'accepted', already_queued: 'deduplicated', spooled: 'spooled' } as const

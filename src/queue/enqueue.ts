@@ -6,7 +6,8 @@ import type { Log } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import { withReleaseLock, type WithReleaseLock } from '../redis.ts'
 import acquireScript from './dedupe-lock.lua' with { type: 'text' }
-import { JOB, dedupeLockKey, webhookJobKey, type WebhookJobData } from './names.ts'
+import type { EventLog } from './event-log.ts'
+import { JOB, dedupeLockKey, webhookJobKey, type EventLogLine, type WebhookJobData } from './names.ts'
 import type { Queues } from './queues.ts'
 
 export type EnqueueResult = { status: 'queued'; jobId: string } | { status: 'already_queued'; jobId: string }
@@ -33,6 +34,11 @@ export interface Enqueuer {
   lockFor(dedupeKey: string, owner?: string): DedupeLock
   /** Queues the event unless it is queued already; `delayMs` holds it back that long (shaping). */
   enqueueWebhook(lock: DedupeLock, data: WebhookJobData, delayMs?: number): Promise<EnqueueResult>
+  /**
+   * An event no route wants: its line in the instance's event log instead of a job, unless it was taken already. Its
+   * dedupe lock still answers repeats within the window.
+   */
+  logUnrouted(lock: DedupeLock, instanceId: string, line: EventLogLine): Promise<EnqueueResult>
 }
 
 interface LockCommands {
@@ -43,8 +49,8 @@ interface LockCommands {
  * The first arrival of a dedupe key holds its lock (taken by the rate limit's script, or here: one round trip) and
  * adds the job with the key as its id (a second); a repeat while the lock lives or the job exists adds nothing.
  */
-export function createEnqueuer(deps: { config: Config['queue']; commands: Redis; queues: Queues; log: Log; metrics: Metrics }): Enqueuer {
-  const { config, queues, log, metrics } = deps
+export function createEnqueuer(deps: { config: Config['queue']; commands: Redis; queues: Queues; eventLog: EventLog; log: Log; metrics: Metrics }): Enqueuer {
+  const { config, queues, eventLog, log, metrics } = deps
   const commands = withReleaseLock(deps.commands) as WithReleaseLock & LockCommands
   commands.defineCommand('acquireDedupeLock', { numberOfKeys: 2, lua: acquireScript })
 
@@ -74,9 +80,7 @@ export function createEnqueuer(deps: { config: Config['queue']; commands: Redis;
     }),
 
     async enqueueWebhook(lock, data, delayMs = 0) {
-      const locked = lock.locked ?? (await acquire(lock))
-      metrics.dedupeLocks.inc({ result: locked ? 'acquired' : 'held' })
-      if (!locked) return { status: 'already_queued', jobId: lock.jobId }
+      if (!(await locked(lock))) return { status: 'already_queued', jobId: lock.jobId }
       try {
         await queues.webhook.add(JOB.chatwootEvent, data, delayMs > 0 ? { jobId: lock.jobId, delay: delayMs } : { jobId: lock.jobId })
       } catch (error) {
@@ -86,5 +90,20 @@ export function createEnqueuer(deps: { config: Config['queue']; commands: Redis;
       }
       return { status: 'queued', jobId: lock.jobId }
     },
+
+    async logUnrouted(lock, instanceId, line) {
+      if (!(await locked(lock))) return { status: 'already_queued', jobId: lock.jobId }
+      if (!(await eventLog.append(instanceId, line))) {
+        release(lock)
+        throw new Unavailable()
+      }
+      return { status: 'queued', jobId: lock.jobId }
+    },
+  }
+
+  async function locked(lock: DedupeLock): Promise<boolean> {
+    const held = lock.locked ?? (await acquire(lock))
+    metrics.dedupeLocks.inc({ result: held ? 'acquired' : 'held' })
+    return held
   }
 }

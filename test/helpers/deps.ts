@@ -10,6 +10,7 @@ import { buildApi } from '../../src/api.ts'
 import { createLogger } from '../../src/log.ts'
 import { QUEUE } from '../../src/queue/names.ts'
 import { waitForReady, type ConnectedRedisConfig } from '../../src/redis.ts'
+import { everyEvent } from '../fixtures/chatwoot.ts'
 import { signedDelivery } from '../fixtures/signed-delivery.ts'
 import { startRedis, type TestRedis } from './redis.ts'
 
@@ -17,10 +18,21 @@ export const ACME_TOKEN = 'acme-token-0123456789abcdef'
 export const ACME_SECRET_2 = 'second-secret-abcdefgh'
 export const GLOBEX_TOKEN = 'globex-token-0123456789abcd'
 
+/**
+ * Routes for every Chatwoot event (private notes too) to a port nothing listens on: an event no route wants is only
+ * logged, not queued, so the tests of the API path give their instances routes. No test of these instances looks at
+ * what is delivered.
+ */
+export const everyEventRoutes = [false, true].map((isPrivate) => ({
+  events: [...new Set(everyEvent().map((payload) => payload.event as string))],
+  private: isPrivate,
+  destination: { url: 'http://127.0.0.1:9/unreached', maxAttempts: 1 },
+}))
+
 export const testInstances = {
   instances: [
-    { id: 'acme', tokens: [ACME_TOKEN], webhookSecret: [signedDelivery.secret, ACME_SECRET_2], routes: [] },
-    { id: 'globex', tokens: [GLOBEX_TOKEN] },
+    { id: 'acme', tokens: [ACME_TOKEN], webhookSecret: [signedDelivery.secret, ACME_SECRET_2], routes: everyEventRoutes },
+    { id: 'globex', tokens: [GLOBEX_TOKEN], routes: everyEventRoutes },
   ],
 }
 

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
-import { ACME_TOKEN, GLOBEX_TOKEN, testApp, testInstances } from '../helpers/deps.ts'
+import { ACME_TOKEN, GLOBEX_TOKEN, testApp, testInstances, everyEventRoutes } from '../helpers/deps.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
 
 let redis: TestRedis
@@ -108,7 +108,7 @@ describe('per client IP, for everything but authenticated webhooks', () => {
 describe('per instance', () => {
   const instances = {
     instances: [
-      { id: 'noisy', tokens: [ACME_TOKEN], rateLimit: { perSecond: 2, burst: 2, ceilingPerSecond: 5 } },
+      { id: 'noisy', tokens: [ACME_TOKEN], rateLimit: { perSecond: 2, burst: 2, ceilingPerSecond: 5 }, routes: everyEventRoutes },
       { id: 'strict', tokens: [ACME_TOKEN], rateLimit: { perSecond: 2, burst: 2, policy: 'reject' } },
       { id: 'quiet', tokens: [GLOBEX_TOKEN] },
     ],

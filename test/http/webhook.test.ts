@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'bun:test'
 import { chatwoot, everyEvent, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { signedDelivery } from '../fixtures/signed-delivery.ts'
+import { eventLogKey } from '../../src/queue/names.ts'
 import { ACME_SECRET_2, ACME_TOKEN, GLOBEX_TOKEN, sign, testApp, webhookRequest, withTestApp, type PostOptions } from '../helpers/deps.ts'
 
 const file = withTestApp()
@@ -31,6 +32,32 @@ describe('accepting events', () => {
       expect(job!.opts.backoff).toMatchObject({ type: 'exponential' })
     }
     expect(await file.gateway.queue.count()).toBeGreaterThanOrEqual(everyEvent().length)
+  })
+
+  test('an event no route wants is logged, not queued: no job, one log line, and repeats still deduplicated', async () => {
+    const onlyIncoming = await testApp(file.redis, {}, {
+      instances: [{ id: 'acme', tokens: [ACME_TOKEN], routes: [{ events: ['message_created'], messageTypes: ['incoming'], destination: { url: 'http://127.0.0.1:9/bot' } }] }],
+    })
+    try {
+      const send = async (payload: Record<string, unknown>) => {
+        const response = await onlyIncoming.app.handle(webhookRequest(toChatwootJson(payload)))
+        return { status: response.status, body: (await response.json()) as { status: string; jobId: string } }
+      }
+      const since = Date.now()
+      const typing = await send(chatwoot.conversationTypingOn())
+      expect(typing).toMatchObject({ status: 202, body: { status: 'queued' } })
+      expect(await onlyIncoming.queue.getJob(typing.body.jobId)).toBeUndefined()
+      expect(await send(chatwoot.conversationTypingOn())).toMatchObject({ status: 200, body: { status: 'already_queued', jobId: typing.body.jobId } })
+      const lines = await onlyIncoming.commands.xrange(eventLogKey(onlyIncoming.config.queue.prefix, 'acme'), since, '+')
+      expect(lines.map(([, fields]) => fields)).toEqual([
+        expect.arrayContaining(['kind', 'routed', 'jobId', typing.body.jobId, 'event', 'conversation_typing_on', 'routes', '[]']),
+      ])
+      // One a route wants is queued.
+      const incoming = await send(chatwoot.messageCreatedIncoming({ messageId: nextMessageId++ }))
+      expect(await onlyIncoming.queue.getJob(incoming.body.jobId)).toBeDefined()
+    } finally {
+      await onlyIncoming.close()
+    }
   })
 
   test('accepts a Chatwoot-signed delivery over the exact bytes, with no token', async () => {

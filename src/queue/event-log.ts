@@ -1,10 +1,13 @@
 import type { Redis } from 'ioredis'
-import type { Log } from '../src/log.ts'
-import { eventLogKey, type EventLogLine } from '../src/queue/names.ts'
+import type { Log } from '../log.ts'
+import { eventLogKey, type EventLogLine } from './names.ts'
 
 export interface EventLog {
-  /** Appends a line to the instance's log. Never throws: a lost line is logged, and must not send an event round again. */
-  append(instanceId: string, line: EventLogLine): Promise<void>
+  /**
+   * Appends a line to the instance's log; false when it could not be written. Never throws: a lost line is logged, and
+   * must not send an event round again.
+   */
+  append(instanceId: string, line: EventLogLine): Promise<boolean>
 }
 
 /**
@@ -19,9 +22,13 @@ export function createEventLog(deps: { redis: Redis; prefix: string; maxLen: num
       for (const [name, value] of Object.entries(line)) {
         if (value !== undefined) fields.push(name, typeof value === 'object' ? JSON.stringify(value) : String(value))
       }
-      await redis
-        .xadd(eventLogKey(prefix, instanceId), 'MAXLEN', '~', maxLen, '*', ...fields)
-        .catch((error: Error) => log.warn({ jobId: line.jobId, kind: line.kind, err: error.message }, 'event log line lost'))
+      return redis.xadd(eventLogKey(prefix, instanceId), 'MAXLEN', '~', maxLen, '*', ...fields).then(
+        () => true,
+        (error: Error) => {
+          log.warn({ jobId: line.jobId, kind: line.kind, err: error.message }, 'event log line lost')
+          return false
+        },
+      )
     },
   }
 }

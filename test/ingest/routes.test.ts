@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test'
 import type { RouteConfig } from '../../src/instances-schema.ts'
-import { matchRoutes, routableEvent } from '../../workers/routes.ts'
+import { matchRoutes, routableEvent } from '../../src/ingest/routes.ts'
 import { chatwoot } from '../fixtures/chatwoot.ts'
 
 const to = { url: 'https://bot.test/hook' }

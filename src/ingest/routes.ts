@@ -1,5 +1,5 @@
-import type { RouteConfig } from '../src/instances-schema.ts'
-import { OUR_SOURCE_ID_PREFIX, type ConversationRef } from '../src/queue/names.ts'
+import type { RouteConfig } from '../instances-schema.ts'
+import { OUR_SOURCE_ID_PREFIX, type ConversationRef } from '../queue/names.ts'
 
 /** The fields of a Chatwoot event that routing and answering read. */
 export interface RoutableEvent {
