@@ -4,11 +4,11 @@ import type { Config } from '../src/config.ts'
 import type { RouteConfig } from '../src/instances-schema.ts'
 import type { Instances } from '../src/instances.ts'
 import type { Metrics } from '../src/metrics.ts'
+import type { EventLog } from '../src/queue/event-log.ts'
 import { batchKey, destinationId, type DeliveryJobData } from '../src/queue/names.ts'
 import type { AnswerBack } from './answer-back.ts'
 import { waitWithoutTrying } from './backoff.ts'
 import type { TryDelivery } from './deliver.ts'
-import type { EventLog } from '../src/queue/event-log.ts'
 
 export interface DeliveryDeps {
   config: Config

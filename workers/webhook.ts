@@ -1,16 +1,16 @@
 import { UnrecoverableError, type Job, type JobsOptions } from 'bullmq'
 import type { Redis } from 'ioredis'
 import type { Config } from '../src/config.ts'
+import { matchRoutes, routableEvent } from '../src/ingest/routes.ts'
 import type { RouteConfig } from '../src/instances-schema.ts'
 import type { Instances } from '../src/instances.ts'
 import type { Log } from '../src/log.ts'
 import type { Metrics } from '../src/metrics.ts'
+import type { EventLog } from '../src/queue/event-log.ts'
 import { JOB, batchKey, destinationId, type ConversationRef, type DeliveryJobData, type WebhookJobData } from '../src/queue/names.ts'
 import type { Queues } from '../src/queue/queues.ts'
 import { backoffStrategy } from './backoff.ts'
 import type { TryDelivery } from './deliver.ts'
-import type { EventLog } from '../src/queue/event-log.ts'
-import { matchRoutes, routableEvent } from '../src/ingest/routes.ts'
 
 export interface WebhookDeps {
   config: Config
