@@ -19,7 +19,8 @@
  *   bun run bench [-- --quick] [--rounds 3] [--seconds 10] [--api-processes 1,2] [--rate 1000] [--rate-seconds 20]
  *                 [--events 20000] [--worker-processes 1] [--concurrency N] [--destination-ms 0]
  *                 [--pipeline-rates 500,1000,2000,3000] [--pipeline-seconds 10] [--pipeline-api-processes 1]
- *                 [--pipeline-worker-processes 1] [--pipeline-aof always|no] [--conversations 200] [--scenarios peak,rate,workers,pipeline]
+ *                 [--pipeline-worker-processes 1] [--pipeline-aof always|no] [--pipeline-mix messages|chatwoot]
+ *                 [--conversations 200] [--scenarios peak,rate,workers,pipeline]
  */
 import { Queue } from 'bullmq'
 import { Cluster, Redis } from 'ioredis'
@@ -36,7 +37,7 @@ import { runArrivalRate, type ArrivalRateResult } from './harness/arrival-rate.t
 import { latencyChartSvg } from './harness/chart.ts'
 import { hookgateEnv, startServer } from './harness/processes.ts'
 import { median } from './harness/stats.ts'
-import { measurePipeline, type PipelineResult } from './harness/pipeline.ts'
+import { measurePipeline, type PipelineMix, type PipelineResult } from './harness/pipeline.ts'
 import { measureWorkers, type WorkerResult } from './harness/workers.ts'
 import { runWrk, type WrkResult } from './harness/wrk.ts'
 
@@ -59,6 +60,7 @@ const { values: args } = parseArgs({
     'pipeline-api-processes': { type: 'string', default: '1' },
     'pipeline-worker-processes': { type: 'string', default: '1' },
     conversations: { type: 'string', default: '200' },
+    'pipeline-mix': { type: 'string', default: 'messages' },
     'pipeline-baseline': { type: 'string' },
     'pipeline-aof': { type: 'string', default: 'always' },
     scenarios: { type: 'string', default: 'peak,rate,workers,pipeline' },
@@ -85,6 +87,7 @@ const settings = {
     apiProcesses: Number(args['pipeline-api-processes']),
     workerProcesses: Number(args['pipeline-worker-processes']),
     conversations: Number(args.conversations),
+    mix: args['pipeline-mix'] as PipelineMix,
     /** Another checkout (e.g. `git worktree add /tmp/base main`) measured the same way in the same run. */
     baseline: args['pipeline-baseline'],
     /** The pipeline's Redis: `always` as the embedded one runs (every write fsynced before it is answered), or `no`. */
@@ -400,13 +403,13 @@ function report() {
   for (const p of results.pipeline ?? []) {
     lines.push(
       '',
-      `## Pipeline: hookgate start (${p.label}), one route to a local destination, ${p.conversations} conversations, ${settings.pipeline.seconds} s per rate`,
+      `## Pipeline: hookgate start (${p.label}), one route to a local destination, ${p.conversations} conversations, ${p.mix === 'chatwoot' ? 'each message with the contact_updated and conversation_updated Chatwoot sends beside it (routed: messages only)' : 'every event a routed message'}, ${settings.pipeline.seconds} s per rate`,
       '',
-      '| rate/s | accepted | ack p50 ms | p95 | p99 | receive→deliver p50 ms | p95 | p99 | delivered | lost | duplicated | Redis CPU µs/event | scripts/event | commands/event | API CPU ms/1k | worker CPU ms/1k |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      '| rate/s | accepted | routed | ack p50 ms | p95 | p99 | receive→deliver p50 ms | p95 | p99 | delivered | lost | duplicated | Redis CPU µs/event | scripts/event | commands/event | API CPU ms/1k | worker CPU ms/1k |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
       ...p.rows.map(
         (r) =>
-          `| ${r.rate} | ${r.accepted} | ${r.ack.p50} | ${r.ack.p95} | ${r.ack.p99} | ${r.deliver.p50} | ${r.deliver.p95} | ${r.deliver.p99} | ${r.delivered} | ${r.lost} | ${r.duplicated} | ${r.redis.cpuUsecPerEvent} | ${r.redis.scriptsPerEvent} | ${r.redis.commandsPerEvent} | ${r.cpuMsPer1000.api} | ${r.cpuMsPer1000.worker} |`,
+          `| ${r.rate} | ${r.accepted} | ${r.routed} | ${r.ack.p50} | ${r.ack.p95} | ${r.ack.p99} | ${r.deliver.p50} | ${r.deliver.p95} | ${r.deliver.p99} | ${r.delivered} | ${r.lost} | ${r.duplicated} | ${r.redis.cpuUsecPerEvent} | ${r.redis.scriptsPerEvent} | ${r.redis.commandsPerEvent} | ${r.cpuMsPer1000.api} | ${r.cpuMsPer1000.worker} |`,
       ),
       '',
       'Redis work per event over each run and its drain (INFO commandstats and used_cpu deltas ÷ accepted events; commands include those scripts call). Commands per event at the first rate:',

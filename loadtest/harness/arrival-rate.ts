@@ -7,6 +7,8 @@ export interface ArrivalRateResult {
   sent: number
   /** Answers by status; 0 for a request that got no answer (connection error, timeout). */
   statuses: Record<number, number>
+  /** Each request's status, by its index. */
+  statusOf: Uint16Array
   latency: Latencies
   /** Percentiles of each second of the run, for the chart. */
   perSecond: (Latencies & { second: number })[]
@@ -67,5 +69,5 @@ export async function runArrivalRate(options: {
     const to = Math.min(total, Math.round((second + 1) * rate))
     return { second, ...latencies(Array.from(latencyMs.subarray(from, to))) }
   })
-  return { rate, seconds, sent: total, statuses, latency: latencies(Array.from(latencyMs)), perSecond }
+  return { rate, seconds, sent: total, statuses, statusOf, latency: latencies(Array.from(latencyMs)), perSecond }
 }

@@ -13,12 +13,14 @@ export interface PipelineRow {
   seconds: number
   sent: number
   accepted: number
+  /** Accepted events a route wants: those the destination must get. */
+  routed: number
   /** Webhook answers, from when each request was due (open loop). */
   ack: Latencies
   /** From when the sender built the request to when the destination had it. */
   deliver: Latencies
   delivered: number
-  /** Accepted, never delivered. */
+  /** Accepted and routed, never delivered. */
   lost: number
   /** Deliveries past the first of an event. */
   duplicated: number
@@ -32,8 +34,17 @@ export interface PipelineResult {
   apiProcesses: number
   workerProcesses: number
   conversations: number
+  /** `chatwoot`: each customer message comes with the contact_updated and conversation_updated Chatwoot sends with it. */
+  mix: PipelineMix
   rows: PipelineRow[]
 }
+
+/**
+ * `messages`: every event a message_created the route wants. `chatwoot`: as an account webhook subscribed to everything
+ * gets them, each message_created with the contact_updated (its last_activity_at) and conversation_updated Chatwoot
+ * sends beside it, which the route does not want: a third of the events are delivered.
+ */
+export type PipelineMix = 'messages' | 'chatwoot'
 
 const TOKEN = 'bench-token-0123456789abcdef'
 /** After the sender stops, how long the pipeline may take to deliver what is left before the rest counts as lost. */
@@ -54,6 +65,7 @@ export async function measurePipeline(options: {
   workerProcesses: number
   /** Events spread over this many conversations, in turn. */
   conversations: number
+  mix: PipelineMix
   label: string
   /** The checkout whose `src/main.ts` runs (another one measures a baseline in the same run). */
   root: string
@@ -109,6 +121,9 @@ export async function measurePipeline(options: {
   const redis = new Redis(redisUrl)
   const url = `http://127.0.0.1:${port}/webhook/chatwoot/bench?token=${TOKEN}`
   const template = eventTemplate()
+  const others = companionTemplates()
+  /** Whether request i is a message the route wants. */
+  const isRouted = (i: number) => options.mix === 'messages' || i % 3 === 0
   let nextId = 30_000_000_000
   const send = (rate: number, runSeconds: number) => {
     const first = nextId
@@ -119,8 +134,10 @@ export async function measurePipeline(options: {
       seconds: runSeconds,
       body: (i) => {
         const id = first + i
+        const conversation = 1 + (Math.floor(options.mix === 'messages' ? i : i / 3) % conversations)
+        if (!isRouted(i)) return others[i % 3 === 1 ? 0 : 1]!(id, conversation)
         sentAt.set(id, performance.now())
-        return template(id, 1 + (i % conversations))
+        return template(id, conversation)
       },
     })
   }
@@ -136,7 +153,8 @@ export async function measurePipeline(options: {
       const before = await snapshot(redis, gateway.pid)
       const run = await send(rate, seconds)
       const accepted = (run.statuses[202] ?? 0) + (run.statuses[200] ?? 0)
-      await drained(() => accepted)
+      const routed = run.statusOf.reduce((n, status, i) => n + (isRouted(i) && status >= 200 && status < 300 ? 1 : 0), 0)
+      await drained(() => routed)
       const after = await snapshot(redis, gateway.pid)
       const deliver = latencies([...deliveredAt].map(([id, at]) => at - sentAt.get(id)!))
       const cpu = (role: 'api' | 'worker') => Math.round(((after.cpuMs[role] - before.cpuMs[role]) / Math.max(1, accepted)) * 1000 * 10) / 10
@@ -145,10 +163,11 @@ export async function measurePipeline(options: {
         seconds,
         sent: run.sent,
         accepted,
+        routed,
         ack: run.latency,
         deliver,
         delivered: deliveredAt.size,
-        lost: Math.max(0, accepted - deliveredAt.size),
+        lost: Math.max(0, routed - deliveredAt.size),
         duplicated,
         redis: redisCost(before.redis, after.redis, accepted),
         cpuMsPer1000: { api: cpu('api'), worker: cpu('worker') },
@@ -165,7 +184,7 @@ export async function measurePipeline(options: {
     await gateway.stop()
     destination.stop(true)
   }
-  return { label: options.label, apiProcesses: options.apiProcesses, workerProcesses: options.workerProcesses, conversations, rows }
+  return { label: options.label, apiProcesses: options.apiProcesses, workerProcesses: options.workerProcesses, conversations, mix: options.mix, rows }
 
   /** Resolves once `expected()` events were delivered, or once nothing new arrived for DRAIN_LIMIT_MS. */
   async function drained(expected: () => number): Promise<void> {
@@ -191,6 +210,21 @@ function eventTemplate(): (id: number, conversation: number) => string {
     .split(String(CONVERSATION))
     .map((part) => part.split(String(ID)))
   return (id, conversation) => parts.map((part) => part.join(String(id))).join(String(conversation))
+}
+
+/** The contact_updated and conversation_updated of a message: fresh each (their identities include the change). */
+function companionTemplates(): ((id: number, conversation: number) => string)[] {
+  const STAMP = '2026-09-21T13:33:20.301Z'
+  const contact = toChatwootJson(chatwoot.contactUpdated(STAMP))
+  const UPDATED = 919191.5
+  const CONVERSATION = 818181
+  const conversationParts = toChatwootJson(chatwoot.conversationUpdated({ conversationId: CONVERSATION, updatedAt: UPDATED }))
+    .split(String(UPDATED))
+    .map((part) => part.split(String(CONVERSATION)))
+  return [
+    (id) => contact.replaceAll(STAMP, `stamp-${id}`),
+    (id, conversation) => conversationParts.map((part) => part.join(String(conversation))).join(`${id}.5`),
+  ]
 }
 
 async function snapshot(redis: Redis, supervisorPid: number): Promise<{ redis: RedisSnapshot; cpuMs: { api: number; worker: number } }> {
