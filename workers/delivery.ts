@@ -52,14 +52,14 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
     const attempt = (job.data.triedBefore ?? 0) + job.attemptsMade + 1
     const host = new URL(destination.url).host
 
-    const giveUp = async (reason: string) => {
+    const giveUp = async (reason: string, lastAttempt: number) => {
       metrics.deliveries.inc({ instance: instanceId, host, outcome: 'failed' })
-      await eventLog.append(instanceId, { kind: 'delivery_failed', jobId: id, event, at: Date.now(), conversation, host, attempt, error: reason })
+      await eventLog.append(instanceId, { kind: 'delivery_failed', jobId: id, event, at: Date.now(), conversation, host, attempt: lastAttempt, error: reason })
       if (instance.config.notifyOnFailure) await answerBack.notifyFailure(id, instanceId, conversation, destination.url, reason)
     }
     // Its first try failed for good in the webhook job; a replay (attemptsStarted > 1) sends it.
     if (job.data.failedFirstTry !== undefined && job.attemptsStarted <= 1) {
-      await giveUp(job.data.failedFirstTry)
+      await giveUp(job.data.failedFirstTry, 1)
       throw new UnrecoverableError(job.data.failedFirstTry)
     }
     const body = job.data.body || (job.data.batch ? await takeBatch(job, job.data.batch) : '')
@@ -76,7 +76,7 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
         return waitWithoutTrying(job, outcome.waitMs, token)
       case 'failed': {
         const final = outcome.error instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
-        if (final) await giveUp(outcome.error.message)
+        if (final) await giveUp(outcome.error.message, attempt)
         else metrics.deliveries.inc({ instance: instanceId, host, outcome: 'retry' })
         throw outcome.error
       }

@@ -14,8 +14,8 @@ export type EnqueueResult = { status: 'queued'; jobId: string } | { status: 'alr
 
 /**
  * The dedupe lock one event's enqueue needs: held for the dedupe window, it is the event's identity once its job is
- * done and gone. The instance's rate limit takes it in the same Redis script as its token
- * and records the outcome in `locked`; when nothing did, the enqueuer takes it itself.
+ * done and gone. The instance's rate limit takes it in the same Redis script as its token and records the outcome in
+ * `locked`; when nothing did, the enqueuer takes it itself.
  */
 export interface DedupeLock {
   jobId: string
