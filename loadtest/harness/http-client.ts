@@ -92,6 +92,8 @@ export function createHttpClient(url: string, options: { maxConnections?: number
     const end = buffer.indexOf('\r\n\r\n')
     if (end < 0) return
     const headers = buffer.subarray(0, end).toString('latin1')
+    // hookgate and Bun.serve always send Content-Length; anything else would leave bytes behind on the connection.
+    if (/\r\ntransfer-encoding:/i.test(headers)) return drop(connection, new Error('an answer without Content-Length'))
     const length = Number(/\r\ncontent-length: *(\d+)/i.exec(headers)?.[1] ?? 0)
     if (buffer.length < end + 4 + length) return
     const status = Number(headers.slice(9, 12))
