@@ -69,8 +69,6 @@ export async function measurePipeline(options: {
   label: string
   /** The checkout whose `src/main.ts` runs (another one measures a baseline in the same run). */
   root: string
-  routeOptions?: Record<string, unknown>
-  env?: Record<string, string>
   log: (line: string) => void
 }): Promise<PipelineResult> {
   const { redisUrl, work, rates, seconds, conversations, log } = options
@@ -101,7 +99,7 @@ export async function measurePipeline(options: {
           routes: [
             {
               events: ['message_created'],
-              destination: { url: `http://127.0.0.1:${destination.port}/hook`, secret: 'bench-signing-secret-0123', ...options.routeOptions },
+              destination: { url: `http://127.0.0.1:${destination.port}/hook`, secret: 'bench-signing-secret-0123' },
             },
           ],
         },
@@ -112,10 +110,7 @@ export async function measurePipeline(options: {
   const gateway = await startServer(
     `hookgate start (${options.label})`,
     ['bun', join(options.root, 'src/main.ts'), 'start'],
-    {
-      ...hookgateEnv({ port, redisUrl, instancesFile, work, apiProcesses: options.apiProcesses, workerProcesses: options.workerProcesses }),
-      ...options.env,
-    },
+    hookgateEnv({ port, redisUrl, instancesFile, work, apiProcesses: options.apiProcesses, workerProcesses: options.workerProcesses }),
     `http://127.0.0.1:${port}/health`,
   )
   const redis = new Redis(redisUrl)

@@ -115,8 +115,8 @@ export function webhookJobKey(prefix: string, jobId: string): string {
 }
 
 /**
- * One delivery's marker: `delivered` once its destination had it (for the dedupe window), so a run of it again never
- * delivers twice; before that, while a repeated run is in flight, that run's owner (so two never POST at once).
+ * One delivery's marker: while a try is in flight, that try's owner (so two runs never POST at once); once its
+ * destination had it, `delivered` for the dedupe window, so a run of it again never delivers twice.
  */
 export function deliveredKey(prefix: string, deliveryId: string): string {
   return `${spreadPrefix(prefix)}:delivered:${deliveryId}`
