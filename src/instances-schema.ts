@@ -22,6 +22,12 @@ const Route = Type.Object(
     ),
     inboxes: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1 })),
     private: Type.Optional(Type.Boolean()),
+    ordered: Type.Optional(
+      Type.Boolean({
+        description:
+          'true (the default): a conversation\'s events reach the destination one at a time, in the order they were accepted, and its answers are posted in that order; false: in parallel',
+      }),
+    ),
     destination: Destination,
   },
   { additionalProperties: false },

@@ -1,57 +1,68 @@
+import type { Instances } from '../src/instances.ts'
 import type { Log } from '../src/log.ts'
-import { JOB, OUR_SOURCE_ID_PREFIX, type ConversationRef } from '../src/queue/names.ts'
+import type { EventLog } from '../src/queue/event-log.ts'
+import { JOB, type ChatwootCall, type ConversationRef, type LaneRef } from '../src/queue/names.ts'
 import type { Queues } from '../src/queue/queues.ts'
+import { planAnswer } from './answer.ts'
 
-/** A reply or note longer than this is cut: Chatwoot messages are meant for people. */
-const MAX_MESSAGE_CHARS = 10_000
+/** The delivery a destination answered. */
+export interface Answered {
+  deliveryId: string
+  instanceId: string
+  event: string
+  conversation: ConversationRef | undefined
+  /** An ordered route's lane, headed by this event: its answer holds it until posted. */
+  lane?: LaneRef
+}
 
 export interface AnswerBack {
-  /** `{ "reply": "…" }` becomes an outgoing message, `{ "note": "…" }` a private note, in the event's conversation. */
-  answer(deliveryId: string, instanceId: string, conversation: ConversationRef | undefined, json: unknown): Promise<void>
+  /**
+   * Queues the Chatwoot calls a destination's answer asks for (answer-schema.ts), in the event's conversation; true
+   * when they hold the event's lane, which they then leave once made. A malformed answer posts nothing: it is logged,
+   * gets an `answer_rejected` event-log line and (notifyOnFailure) a private note saying so.
+   */
+  answer(answered: Answered, json: unknown): Promise<boolean>
   /** Tells the conversation's agents, in a private note, that its automation gave up (the instance's notifyOnFailure). */
   notifyFailure(deliveryId: string, instanceId: string, conversation: ConversationRef | undefined, url: string, reason: string): Promise<void>
 }
 
 /**
- * What a destination's answer asks to post into Chatwoot, as `chatwoot-note` jobs whose ids come from the delivery's:
- * a delivery run twice adds them once.
+ * What a destination's answer asks to do in Chatwoot, as one `chatwoot-note` job of calls whose id comes from the
+ * delivery's: a delivery run twice queues them once, and each call has its own posted marker.
  */
-export function createAnswerBack(deps: { queues: Queues; log: Log }): AnswerBack {
-  const { queues, log } = deps
+export function createAnswerBack(deps: { queues: Queues; instances: Instances; eventLog: EventLog; log: Log }): AnswerBack {
+  const { queues, instances, eventLog, log } = deps
+
+  const post = (jobId: string, instanceId: string, conversation: ConversationRef, calls: ChatwootCall[], lane?: LaneRef) =>
+    queues.chatwootNote.add(JOB.chatwootNote, { instanceId, conversation, calls, ...(lane && { lane }) }, { jobId })
+
+  const privateNote = (content: string): ChatwootCall => ({ kind: 'message', content, private: true })
+  const notifies = (instanceId: string) => instances.get(instanceId)?.config.notifyOnFailure === true
+
   return {
-    async answer(deliveryId, instanceId, conversation, json) {
-      if (!json || typeof json !== 'object') return
-      const messages = (['reply', 'note'] as const)
-        .map((kind) => ({ kind, content: (json as Record<string, unknown>)[kind] }))
-        .filter((m): m is { kind: 'reply' | 'note'; content: string } => typeof m.content === 'string' && m.content.trim() !== '')
-      if (messages.length === 0) return
-      if (!conversation) {
-        log.warn({ jobId: deliveryId, instance: instanceId }, 'destination answered a reply or note, but the event has no conversation')
-        return
+    async answer({ deliveryId, instanceId, event, conversation, lane }, json) {
+      const plan = planAnswer(json)
+      if ('rejected' in plan) {
+        log.warn({ jobId: deliveryId, instance: instanceId, reason: plan.rejected }, 'answer rejected; nothing of it is posted')
+        await eventLog.append(instanceId, { kind: 'answer_rejected', jobId: deliveryId, event, at: Date.now(), conversation, error: plan.rejected })
+        if (conversation && notifies(instanceId)) {
+          await post(`${deliveryId}.rejected`, instanceId, conversation, [privateNote(`hookgate did not post the automation's answer: ${plan.rejected}.`)])
+        }
+        return false
       }
-      await queues.chatwootNote.addBulk(
-        messages.map(({ kind, content }) => ({
-          name: JOB.chatwootNote,
-          data: {
-            instanceId,
-            conversation,
-            content: content.slice(0, MAX_MESSAGE_CHARS),
-            private: kind === 'note',
-            sourceId: `${OUR_SOURCE_ID_PREFIX}${deliveryId}.${kind}`,
-          },
-          opts: { jobId: `${deliveryId}.${kind}` },
-        })),
-      )
+      if (plan.calls.length === 0) return false
+      if (!conversation) {
+        log.warn({ jobId: deliveryId, instance: instanceId }, 'destination answered with messages or actions, but the event has no conversation')
+        return false
+      }
+      await post(`${deliveryId}.answer`, instanceId, conversation, plan.calls, lane)
+      return lane !== undefined
     },
 
     async notifyFailure(deliveryId, instanceId, conversation, url, reason) {
       if (!conversation) return
       const content = `hookgate could not deliver this event to ${new URL(url).host} and gave up: ${reason}. The automation did not run.`
-      await queues.chatwootNote.add(
-        JOB.chatwootNote,
-        { instanceId, conversation, content, private: true, sourceId: `${OUR_SOURCE_ID_PREFIX}${deliveryId}.failure` },
-        { jobId: `${deliveryId}.failure` },
-      )
+      await post(`${deliveryId}.failure`, instanceId, conversation, [privateNote(content)])
     },
   }
 }

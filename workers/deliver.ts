@@ -4,7 +4,7 @@ import type { RouteConfig } from '../src/instances-schema.ts'
 import type { Log } from '../src/log.ts'
 import type { Metrics } from '../src/metrics.ts'
 import type { EventLog } from '../src/queue/event-log.ts'
-import { deliveredKey, type ConversationRef } from '../src/queue/names.ts'
+import { deliveredKey, type ConversationRef, type LaneRef } from '../src/queue/names.ts'
 import type { WithReleaseLock } from '../src/redis.ts'
 import type { AnswerBack } from './answer-back.ts'
 import { RetryLater } from './backoff.ts'
@@ -25,12 +25,15 @@ export interface DeliveryTarget {
   destination: Destination
   /** Which try this is, from 1 (for the log). */
   attempt: number
+  /** An ordered route's: the event heads this lane, which its answer holds until posted. */
+  lane?: LaneRef
 }
 
 /** What one try came to; `wait` (breaker open, or the same delivery in flight elsewhere) is not a try. */
+/** `answerHoldsLane`: the answer's Chatwoot calls are queued and leave the event's lane once made. */
 export type TryOutcome =
-  | { status: 'delivered'; httpStatus: number }
-  | { status: 'delivered_before' }
+  | { status: 'delivered'; httpStatus: number; answerHoldsLane: boolean }
+  | { status: 'delivered_before'; answerHoldsLane: boolean }
   | { status: 'wait'; waitMs: number }
   | { status: 'failed'; error: Error }
 
@@ -39,11 +42,13 @@ export type TryDelivery = (target: DeliveryTarget) => Promise<TryOutcome>
 const DEFAULT_TIMEOUT_MS = 10_000
 /** How much longer than its POST's timeout a run's claim on the marker lives. */
 const IN_FLIGHT_MARGIN_MS = 1000
+/** The marker of a delivery done; ANSWERING: done, and its answer's calls (which hold its lane) were queued. */
 const DELIVERED = 'delivered'
+const ANSWERING = 'answering'
 
 /**
  * One try of one delivery: the destination's breaker, its marker claimed (two runs never POST at once; a run after it
- * was delivered does nothing), a signed POST with its timeout, the reply or note it answers, then the marker set to
+ * was delivered does nothing), a signed POST with its timeout, the Chatwoot calls its answer asks for, then the marker set to
  * `delivered` for the dedupe window and the event-log line. Normally two Redis commands, no script.
  */
 export function createDeliverer(deps: {
@@ -64,9 +69,9 @@ export function createDeliverer(deps: {
     const host = new URL(destination.url).host
     const timeoutMs = destination.timeoutMs ?? DEFAULT_TIMEOUT_MS
     const marker = deliveredKey(prefix, id)
-    const deliveredBefore = (): TryOutcome => {
+    const deliveredBefore = (marker: string | null): TryOutcome => {
       metrics.deliveries.inc({ instance: instanceId, host, outcome: 'delivered_before' })
-      return { status: 'delivered_before' }
+      return { status: 'delivered_before', answerHoldsLane: marker === ANSWERING }
     }
     const owner = randomUUID()
     // Not awaited when answered at once: the claim below then leaves in the caller's tick, sharing the write of its
@@ -81,7 +86,8 @@ export function createDeliverer(deps: {
     // Claimed on every run, first ones too: a job whose lock was lost while it ran (a stalled event loop, Redis away)
     // is run again by another worker while the first run may still be POSTing; the fault suite saw that happen.
     if (!(await redis.set(marker, owner, 'PX', timeoutMs + IN_FLIGHT_MARGIN_MS, 'NX'))) {
-      if ((await redis.get(marker)) === DELIVERED) return deliveredBefore()
+      const value = await redis.get(marker)
+      if (value === DELIVERED || value === ANSWERING) return deliveredBefore(value)
       // Another run may still be POSTing (or died mid-POST: its claim expires with its timeout).
       log.debug({ jobId: id }, 'delivery in flight elsewhere; waits')
       return { status: 'wait', waitMs: timeoutMs }
@@ -97,24 +103,25 @@ export function createDeliverer(deps: {
       await release()
       return { status: 'failed', error: error as Error }
     }
+    let answerHoldsLane: boolean
     try {
-      // The reply or note first, then the marker: a failure in between delivers the event again (destinations dedupe
-      // by webhook-id) rather than losing a reply.
-      await answerBack.answer(id, instanceId, conversation, answer.json)
+      // The answer's calls first, then the marker: a failure in between delivers the event again (destinations dedupe
+      // by webhook-id) rather than losing an answer.
+      answerHoldsLane = await answerBack.answer({ deliveryId: id, instanceId, event, conversation, lane: target.lane }, answer.json)
     } catch (error) {
       await release()
       return { status: 'failed', error: error as Error }
     }
     // Marker and log line in the same tick: one round trip on the auto-pipelined connection.
     await Promise.all([
-      untilWritten(() => redis.set(marker, DELIVERED, 'PX', dedupeWindowMs), config.workers.jobLockMs),
+      untilWritten(() => redis.set(marker, answerHoldsLane ? ANSWERING : DELIVERED, 'PX', dedupeWindowMs), config.workers.jobLockMs),
       eventLog.append(instanceId, { kind: 'delivered', jobId: id, event, at: Date.now(), conversation, host, status: answer.status, attempt: target.attempt }),
     ])
     await breaker.record(destination.url, true, owner)
     metrics.breakerOpen.set({ host }, 0)
     metrics.deliveries.inc({ instance: instanceId, host, outcome: 'delivered' })
     log.info({ jobId: id, instance: instanceId, host, status: answer.status, attempt: target.attempt }, 'delivered')
-    return { status: 'delivered', httpStatus: answer.status }
+    return { status: 'delivered', httpStatus: answer.status, answerHoldsLane }
   }
 }
 

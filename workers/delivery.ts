@@ -1,14 +1,15 @@
-import { UnrecoverableError, type Job } from 'bullmq'
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq'
 import type { Redis } from 'ioredis'
 import type { Config } from '../src/config.ts'
 import type { RouteConfig } from '../src/instances-schema.ts'
 import type { Instances } from '../src/instances.ts'
 import type { Metrics } from '../src/metrics.ts'
 import type { EventLog } from '../src/queue/event-log.ts'
-import { batchKey, destinationId, type DeliveryJobData } from '../src/queue/names.ts'
+import { batchKey, destinationId, type DeliveryJobData, type LaneRef } from '../src/queue/names.ts'
 import type { AnswerBack } from './answer-back.ts'
 import { waitWithoutTrying } from './backoff.ts'
 import type { TryDelivery } from './deliver.ts'
+import { LANE_RECHECK_MS, type Lanes } from './lanes.ts'
 
 export interface DeliveryDeps {
   config: Config
@@ -17,6 +18,7 @@ export interface DeliveryDeps {
   /** Commands connection: debounce batches. */
   redis: Redis
   answerBack: AnswerBack
+  lanes: Lanes
   eventLog: EventLog
   metrics: Metrics
 }
@@ -34,10 +36,11 @@ function currentDestination(routes: readonly RouteConfig[], index: number, route
 
 /**
  * The `delivery` queue: the tries of a delivery after its first (which the event's webhook job made), and a debounced
- * route's batches. A delivery that fails for good stays here as a dead letter, replayable.
+ * route's batches, and an ordered route's deliveries parked until their turn. A delivery that fails for good stays here
+ * as a dead letter, replayable (out of its lane: a replay goes at once).
  */
 export function createDeliveryProcessor(deps: DeliveryDeps) {
-  const { config, instances, tryDelivery, redis, answerBack, eventLog, metrics } = deps
+  const { config, instances, tryDelivery, redis, answerBack, lanes, eventLog, metrics } = deps
   const { prefix } = config.queue
 
   return async function processDelivery(
@@ -48,7 +51,11 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
     const { instanceId, route: routeIndex, event, conversation } = job.data
     const instance = instances.get(instanceId)
     const destination = instance && currentDestination(instance.config.routes ?? [], routeIndex, job.data.destination)
-    if (!instance || !destination) throw new UnrecoverableError(`route ${routeIndex} of instance ${instanceId} is no longer configured`)
+    let lane = job.data.lane
+    if (!instance || !destination) {
+      if (lane) await lanes.leave(lane)
+      throw new UnrecoverableError(`route ${routeIndex} of instance ${instanceId} is no longer configured`)
+    }
     const attempt = (job.data.triedBefore ?? 0) + job.attemptsMade + 1
     const host = new URL(destination.url).host
 
@@ -56,22 +63,28 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
       metrics.deliveries.inc({ instance: instanceId, host, outcome: 'failed' })
       await eventLog.append(instanceId, { kind: 'delivery_failed', jobId: id, event, at: Date.now(), conversation, host, attempt: lastAttempt, error: reason })
       if (instance.config.notifyOnFailure) await answerBack.notifyFailure(id, instanceId, conversation, destination.url, reason)
+      if (lane) await lanes.leave(lane)
     }
     // Its first try failed for good in the webhook job; a replay (attemptsStarted > 1) sends it.
     if (job.data.failedFirstTry !== undefined && job.attemptsStarted <= 1) {
       await giveUp(job.data.failedFirstTry, 1)
       throw new UnrecoverableError(job.data.failedFirstTry)
     }
+    if (lane) {
+      const position = await positionAfterDeadHeads(job, lane)
+      if (position === undefined) lane = undefined // Not in its lane (any more): a replay, say. It goes at once.
+      else if (position > 0) return waitTurn(job, lane, token)
+    }
     const body = job.data.body || (job.data.batch ? await takeBatch(job, job.data.batch) : '')
     if (!body) return { status: 'empty_batch' }
 
-    const outcome = await tryDelivery({ id, instanceId, event, body, conversation, destination, attempt })
+    const outcome = await tryDelivery({ id, instanceId, event, body, conversation, destination, attempt, lane })
     switch (outcome.status) {
       case 'delivered':
-        if (job.data.batch) await redis.ltrim(batchKey(prefix, job.data.batch), job.data.batchTaken ?? 0, -1)
-        return { status: 'delivered', httpStatus: outcome.httpStatus }
       case 'delivered_before':
-        return { status: 'delivered_before' }
+        if (job.data.batch && outcome.status === 'delivered') await redis.ltrim(batchKey(prefix, job.data.batch), job.data.batchTaken ?? 0, -1)
+        if (lane && !outcome.answerHoldsLane) await lanes.leave(lane)
+        return outcome.status === 'delivered' ? { status: 'delivered', httpStatus: outcome.httpStatus } : { status: 'delivered_before' }
       case 'wait':
         return waitWithoutTrying(job, outcome.waitMs, token)
       case 'failed': {
@@ -81,6 +94,32 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
         throw outcome.error
       }
     }
+  }
+
+  /**
+   * The delivery's place in its lane, once heads with no job left are dropped: a head seen dead on two looks a
+   * LANE_RECHECK_MS apart (the first could be an event between its lock and its job being added).
+   */
+  async function positionAfterDeadHeads(job: Job<DeliveryJobData>, lane: LaneRef): Promise<number | undefined> {
+    for (;;) {
+      const position = await lanes.position(lane)
+      if (!position) return position
+      const dead = await lanes.deadHead(lane)
+      if (!dead) return position
+      if (job.data.deadHead !== dead) {
+        await job.updateData({ ...job.data, deadHead: dead })
+        return position
+      }
+      await lanes.drop(lane, dead)
+    }
+  }
+
+  /** Parks the delivery until its event heads the lane: the one before wakes it as it leaves. */
+  async function waitTurn(job: Job<DeliveryJobData>, lane: LaneRef, token: string | undefined): Promise<never> {
+    await job.moveToDelayed(Date.now() + LANE_RECHECK_MS, token)
+    // The event before may have left between the two looks; it woke no one then.
+    if ((await lanes.position(lane)) === 0) await lanes.wake(job.id!)
+    throw new DelayedError()
   }
 
   /**

@@ -1,8 +1,8 @@
 import { UnrecoverableError } from 'bullmq'
 import { RetryLater, retryAfterMs } from './backoff.ts'
 
-/** The most of an answer's body we read (a reply or note is small); past it the body is ignored. */
-const MAX_ANSWER_BYTES = 64 * 1024
+/** The most of an answer's body we read (20 messages of 10,000 characters fit); past it the body is ignored. */
+const MAX_ANSWER_BYTES = 256 * 1024
 
 export interface Answer {
   status: number
@@ -11,15 +11,15 @@ export interface Answer {
 }
 
 /**
- * POSTs a JSON body and sorts the outcome the way both destinations and the Chatwoot API need: 2xx is an Answer;
+ * Sends a JSON body (POST unless told) and sorts the outcome the way both destinations and the Chatwoot API need: 2xx is an Answer;
  * 408, 429, 5xx, network errors and timeouts are RetryLater (with the server's Retry-After); anything else is
  * permanent (BullMQ's UnrecoverableError: no more tries).
  */
-export async function postJson(url: string, body: string, headers: Record<string, string>, timeoutMs: number): Promise<Answer> {
+export async function postJson(url: string, body: string | undefined, headers: Record<string, string>, timeoutMs: number, method = 'POST'): Promise<Answer> {
   let response: Response
   try {
     response = await fetch(url, {
-      method: 'POST',
+      method,
       body,
       headers: { 'content-type': 'application/json', 'user-agent': 'hookgate', ...headers },
       signal: AbortSignal.timeout(timeoutMs),

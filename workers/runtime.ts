@@ -12,10 +12,11 @@ import { linkToSupervisor } from '../src/supervisor-link.ts'
 import { createAnswerBack } from './answer-back.ts'
 import { backoffStrategy } from './backoff.ts'
 import { createBreaker } from './breaker.ts'
-import { createChatwootNoteProcessor } from './chatwoot-note.ts'
+import { createChatwootCallsProcessor } from './chatwoot-calls.ts'
 import { createDeliverer } from './deliver.ts'
 import { createDeliveryProcessor } from './delivery.ts'
 import { fleetDuties } from './duties.ts'
+import { createLanes } from './lanes.ts'
 import { runWhileLeader } from './leader.ts'
 import { createWebhookProcessor } from './webhook.ts'
 
@@ -45,7 +46,8 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
   const settings = { backoffStrategy: backoffStrategy(config.workers.deliveryBackoffMs) }
   const breaker = createBreaker({ redis: commands, prefix: config.queue.prefix, config: config.workers.breaker, log })
   const eventLog = createEventLog({ redis: commands, prefix: config.queue.prefix, maxLen: config.workers.eventLogMaxLen, log })
-  const answerBack = createAnswerBack({ queues, log })
+  const answerBack = createAnswerBack({ queues, instances, eventLog, log })
+  const lanes = createLanes({ redis: commands, queues, log })
   const tryDelivery = createDeliverer({ config, breaker, redis: commands, answerBack, eventLog, log, metrics })
 
   const start = (queue: string, processor: Processor, concurrency: number) => {
@@ -79,9 +81,9 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
   }
   const { workers: concurrency } = config
   const workers = [
-    start(QUEUE.webhook, createWebhookProcessor({ config, instances, redis: commands, queues, tryDelivery, eventLog, log, metrics }), concurrency.webhookConcurrency),
-    start(QUEUE.delivery, createDeliveryProcessor({ config, instances, tryDelivery, redis: commands, answerBack, eventLog, metrics }), concurrency.deliveryConcurrency),
-    start(QUEUE.chatwootNote, createChatwootNoteProcessor({ config, instances, redis: commands, log }), concurrency.chatwootNoteConcurrency),
+    start(QUEUE.webhook, createWebhookProcessor({ config, instances, redis: commands, queues, tryDelivery, lanes, eventLog, log, metrics }), concurrency.webhookConcurrency),
+    start(QUEUE.delivery, createDeliveryProcessor({ config, instances, tryDelivery, redis: commands, answerBack, lanes, eventLog, metrics }), concurrency.deliveryConcurrency),
+    start(QUEUE.chatwootNote, createChatwootCallsProcessor({ config, instances, redis: commands, lanes, log }), concurrency.chatwootNoteConcurrency),
   ]
   const { enableCron, leaderLeaseMs, dutyIntervalMs } = config.workers
   const leadership = enableCron

@@ -7,10 +7,11 @@ import type { Instances } from '../src/instances.ts'
 import type { Log } from '../src/log.ts'
 import type { Metrics } from '../src/metrics.ts'
 import type { EventLog } from '../src/queue/event-log.ts'
-import { JOB, batchKey, destinationId, type ConversationRef, type DeliveryJobData, type WebhookJobData } from '../src/queue/names.ts'
+import { JOB, batchKey, destinationId, laneKey, routeOfLane, type ConversationRef, type DeliveryJobData, type LaneRef, type WebhookJobData } from '../src/queue/names.ts'
 import type { Queues } from '../src/queue/queues.ts'
 import { backoffStrategy } from './backoff.ts'
 import type { TryDelivery } from './deliver.ts'
+import { LANE_RECHECK_MS, type Lanes } from './lanes.ts'
 
 export interface WebhookDeps {
   config: Config
@@ -19,6 +20,7 @@ export interface WebhookDeps {
   redis: Redis
   queues: Queues
   tryDelivery: TryDelivery
+  lanes: Lanes
   eventLog: EventLog
   log: Log
   metrics: Metrics
@@ -32,26 +34,27 @@ const BATCH_KEEP_MS = 24 * 3_600_000
  * side, so that an event normally costs one job. A try that fails (or meets an open breaker) hands that destination
  * over to a `delivery` job, which makes the remaining tries with backoff; the others are not sent again.
  *
+ * An ordered route (the default) delivers a conversation's events one at a time, in the order they were accepted: an
+ * event that does not head its conversation's lane (lanes.ts) is parked as a delayed delivery job until it does.
+ *
  * A route with `debounceMs` collects a conversation's events in a batch and delivers them together once the
  * conversation has been quiet that long (BullMQ's debounce: a new event replaces the delayed delivery job and restarts
  * the delay; one that comes while the delivery runs starts the next batch when it is done).
  */
 export function createWebhookProcessor(deps: WebhookDeps) {
-  const { config, instances, redis, queues, tryDelivery, eventLog, log, metrics } = deps
+  const { config, instances, redis, queues, tryDelivery, lanes: laneOps, eventLog, log, metrics } = deps
   const { prefix } = config.queue
   const retryDelayMs = backoffStrategy(config.workers.deliveryBackoffMs)
 
   return async function processWebhook(job: Job<WebhookJobData>): Promise<{ routes: number[] }> {
     const { instanceId, event, body } = job.data
     const instance = instances.get(instanceId)
-    if (!instance) {
-      log.warn({ jobId: job.id, instance: instanceId }, 'event of an instance no longer configured; not routed')
-      return { routes: [] }
-    }
     const routable = routableEvent(JSON.parse(body))
-    const routes = instance.config.routes ?? []
-    const matched = matchRoutes(routes, routable)
+    const routes = instance?.config.routes ?? []
+    const matched = instance ? matchRoutes(routes, routable) : []
+    if (!instance) log.warn({ jobId: job.id, instance: instanceId }, 'event of an instance no longer configured; not routed')
     const { conversation } = routable
+    const lanes = new Set(job.data.lanes)
     const logged = eventLog.append(instanceId, { kind: 'routed', jobId: job.id!, event, at: Date.now(), conversation, routes: matched })
     // Ids derived from the event's: a run of this job again never makes a second delivery of a route, and its marker
     // tells which routes were delivered already.
@@ -62,21 +65,39 @@ export function createWebhookProcessor(deps: WebhookDeps) {
         const data: DeliveryJobData = { instanceId, route, destination: destinationId(destination.url), event, body, conversation }
         const attempts = destination.maxAttempts ?? config.workers.deliveryAttempts
         if (destination.debounceMs && conversation) return debounce(job, data, id, attempts, destination.debounceMs, conversation)
-        return deliverFirst(destination, data, id, attempts)
+        const key = conversation && laneKey(prefix, instanceId, route, conversation)
+        if (!key || !lanes.delete(key)) return deliverFirst(destination, data, id, attempts)
+        return deliverInTurn(destination, { ...data, lane: { key, entry: job.id!, route } }, id, attempts)
       }),
     )
+    // Lanes the event joined for routes that no longer take it (a reload changed them): it must not hold them.
+    await Promise.all([...lanes].map((key) => laneOps.leave({ key, entry: job.id!, route: routeOfLane(key) })))
     await logged
     log.debug({ jobId: job.id, instance: instanceId, event, routes: matched, ours: routable.ours }, 'routed')
     return { routes: matched }
   }
 
+  /** An ordered route: delivered now if its event heads the conversation's lane, else parked until it does. */
+  async function deliverInTurn(destination: RouteConfig['destination'], data: DeliveryJobData & { lane: LaneRef }, id: string, attempts: number) {
+    const position = await laneOps.position(data.lane)
+    if (position === undefined) return deliverFirst(destination, { ...data, lane: undefined }, id, attempts)
+    if (position === 0) return deliverFirst(destination, data, id, attempts)
+    await handOver(data, { jobId: id, attempts, delay: LANE_RECHECK_MS })
+    // The event before may have left between the two looks; it woke no one then.
+    if ((await laneOps.position(data.lane)) === 0) await laneOps.wake(id)
+  }
+
   async function deliverFirst(destination: RouteConfig['destination'], data: DeliveryJobData, id: string, attempts: number) {
-    const { instanceId, event, body, conversation } = data
-    const outcome = await tryDelivery({ id, instanceId, event, body, conversation, destination, attempt: 1 })
-    if (outcome.status === 'delivered' || outcome.status === 'delivered_before') return
+    const { instanceId, event, body, conversation, lane } = data
+    const outcome = await tryDelivery({ id, instanceId, event, body, conversation, destination, attempt: 1, lane })
+    if (outcome.status === 'delivered' || outcome.status === 'delivered_before') {
+      if (lane && !outcome.answerHoldsLane) await laneOps.leave(lane)
+      return
+    }
     if (outcome.status === 'wait') return handOver(data, { jobId: id, attempts, delay: outcome.waitMs })
     const { error } = outcome
     const tried = { ...data, triedBefore: 1 }
+    // A delivery that failed for good leaves its lane when its dead letter's first run logs it.
     if (error instanceof UnrecoverableError || attempts <= 1) return handOver({ ...tried, failedFirstTry: error.message }, { jobId: id, attempts: 1 })
     metrics.deliveries.inc({ instance: instanceId, host: new URL(destination.url).host, outcome: 'retry' })
     log.warn({ jobId: id, attempt: 1, err: error.message }, 'delivery failed; will retry')

@@ -19,9 +19,13 @@ const refusals = {
 const TimeParam = t.String({ description: 'ISO 8601 time, or ms since the epoch', examples: ['2026-11-23T08:00:00Z'] })
 const TimeField = t.Union([TimeParam, t.Integer({ minimum: 0, description: 'ms since the epoch' })])
 
+const LogKind = t.Union([t.Literal('routed'), t.Literal('delivered'), t.Literal('delivery_failed'), t.Literal('answer_rejected')], {
+  description: '`answer_rejected`: the destination\'s answer was malformed and nothing of it was posted (`error` says why)',
+})
+
 const LoggedEvent = t.Object({
   id: t.String({ description: 'Log entry id (Redis Stream id)' }),
-  kind: t.Union([t.Literal('routed'), t.Literal('delivered'), t.Literal('delivery_failed')]),
+  kind: LogKind,
   jobId: t.String(),
   event: t.String(),
   at: t.Number({ description: 'ms since the epoch' }),
@@ -135,7 +139,7 @@ export function adminRoutes(deps: AppDeps) {
           instance: t.String({ description: 'Instance id' }),
           conversation: t.Optional(t.Numeric({ description: 'Conversation display id, as in Chatwoot\'s URLs' })),
           event: t.Optional(t.String({ description: 'Chatwoot event name', examples: ['message_created'] })),
-          kind: t.Optional(t.Union([t.Literal('routed'), t.Literal('delivered'), t.Literal('delivery_failed')])),
+          kind: t.Optional(LogKind),
           since: t.Optional(TimeParam),
           until: t.Optional(TimeParam),
           before: t.Optional(t.String({ pattern: '^[0-9]+-[0-9]+$', description: 'The `next` of the previous page' })),

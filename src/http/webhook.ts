@@ -3,10 +3,11 @@ import { InvalidRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType }
 import type { AcceptResult } from '../ingest/accept.ts'
 import { credentialsFrom, dedupeKey, parseEvent, verifyChatwoot, type ChatwootEvent } from '../ingest/chatwoot.ts'
 import { rateLimitHeaders, type LimitResult } from '../ingest/ratelimit.ts'
-import { matchRoutes, routableEvent } from '../ingest/routes.ts'
+import { matchRoutes, ordered, routableEvent } from '../ingest/routes.ts'
 import type { Instance } from '../instances.ts'
 import { eventLabel } from '../metrics.ts'
-import type { EventLogLine } from '../queue/names.ts'
+import type { RouteConfig } from '../instances-schema.ts'
+import { laneKey, type ConversationRef } from '../queue/names.ts'
 import type { AppDeps } from './app.ts'
 import type { PeerSource } from './client-ip.ts'
 import { requestContext } from './request-context.ts'
@@ -104,15 +105,20 @@ export function webhookRoutes(deps: AppDeps) {
       throw error
     }
     const deliveryId = request.headers.get('x-chatwoot-delivery')
-    const lock = acceptor.lockFor(dedupeKey(instance.id, event, raw))
+    const routable = routableEvent(event)
+    const routes = instance.config.routes ?? []
+    const matched = matchRoutes(routes, routable)
+    const lanes = laneKeys(config.queue.prefix, instance.id, routes, matched, routable.conversation)
+    const lock = acceptor.lockFor(dedupeKey(instance.id, event, raw), lanes)
     const limit = await limiter.takeForInstance(instance.id, ip, lock)
     const delayMs = limit?.delayMs ?? 0
     const receivedAt = Date.now()
     const result = await acceptor.accept(
       lock,
-      { instanceId: instance.id, event: event.event, body, deliveryId: deliveryId ?? undefined, receivedAt },
+      { instanceId: instance.id, event: event.event, body, deliveryId: deliveryId ?? undefined, receivedAt, ...(lanes.length > 0 && { lanes }) },
       delayMs,
-      unroutedLine(instance, event, lock.jobId, receivedAt),
+      // An event no route wants needs no job: its log line says it came.
+      matched.length === 0 ? { kind: 'routed', jobId: lock.jobId, event: event.event, at: receivedAt, conversation: routable.conversation, routes: [] } : undefined,
     )
     const shaped = delayMs > 0 && result.status === 'queued'
     if (shaped) metrics.shaped.inc({ instance: instance.id })
@@ -153,13 +159,12 @@ export function webhookRoutes(deps: AppDeps) {
 type Query = Record<string, string | undefined>
 
 /**
- * The event-log line of an event none of its instance's routes wants (it then needs no job), or undefined. Routes are
- * matched again by the worker for the events that are queued, with the routes of that moment.
+ * The lanes an event joins: one per matched route that keeps its conversations in order (all but `ordered: false`
+ * and debounced ones, whose batches are in order already). Events without a conversation wait for nothing.
  */
-function unroutedLine(instance: Instance, event: ChatwootEvent, jobId: string, at: number): EventLogLine | undefined {
-  const routable = routableEvent(event)
-  if (matchRoutes(instance.config.routes ?? [], routable).length > 0) return undefined
-  return { kind: 'routed', jobId, event: event.event, at, conversation: routable.conversation, routes: [] }
+function laneKeys(prefix: string, instanceId: string, routes: readonly RouteConfig[], matched: number[], conversation: ConversationRef | undefined): string[] {
+  if (!conversation) return []
+  return matched.filter((index) => ordered(routes[index]!)).map((index) => laneKey(prefix, instanceId, index, conversation))
 }
 
 /** hookgate_webhooks_total's outcome label for each answer. */

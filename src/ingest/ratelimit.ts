@@ -8,7 +8,7 @@ import { createOutageReporter, type Log, type OutageReporter } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import type { RedisBreaker } from '../redis-breaker.ts'
 import { atMost } from '../redis.ts'
-import type { DedupeLock } from '../queue/enqueue.ts'
+import { LANE_TTL_MS, type DedupeLock } from '../queue/enqueue.ts'
 import { spreadPrefix } from '../queue/names.ts'
 import { MemoryTokenBucket, type BucketParams } from './memory-bucket.ts'
 import tokenBucketScript from './token-bucket.lua' with { type: 'text' }
@@ -166,7 +166,7 @@ interface TakeOptions {
 }
 
 type BucketCommand = Redis & {
-  /** token-bucket.lua with the number of keys first: 1 (the bucket) or 3 (with the dedupe lock's keys). */
+  /** token-bucket.lua with the number of keys first: 1 (the bucket), or 3 (with the dedupe lock's keys) plus the lanes. */
   takeToken(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<[number, number, number?]>
 }
 
@@ -215,7 +215,7 @@ class RedisTokenBucket extends RateLimiterRedis {
     const answer = await atMost(
       this.budgetMs,
       lock
-        ? this.redis.takeToken(3, key, lock.key, lock.jobKey, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs, lock.ttlMs, lock.owner)
+        ? this.redis.takeToken(3 + lock.lanes.length, key, lock.key, lock.jobKey, ...lock.lanes, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs, lock.ttlMs, lock.owner, lock.jobId, LANE_TTL_MS)
         : this.redis.takeToken(1, key, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs),
     )
     if (!answer) {

@@ -49,6 +49,11 @@ export function matchRoutes(routes: readonly RouteConfig[], event: RoutableEvent
   return matched
 }
 
+/** Whether a route's deliveries of one conversation go one at a time, in the order the events were accepted. */
+export function ordered(route: RouteConfig): boolean {
+  return route.ordered !== false && !route.destination.debounceMs
+}
+
 function integer(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isInteger(value) ? value : undefined
 }

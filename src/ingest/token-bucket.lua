@@ -14,6 +14,7 @@
   src/queue/dedupe-lock.lua takes it: one Redis command per webhook instead of two (~8 µs of API CPU per webhook).
   A duplicate costs a token like any request; one refused by the bucket takes no lock.
   KEYS[2]  dedupe lock key, KEYS[3]  BullMQ job key, ARGV[6]  lock lifetime, ms, ARGV[7]  lock owner
+  KEYS[4…] the event's conversation lanes, ARGV[8] its job id, ARGV[9] the lanes' lifetime, ms (as dedupe-lock.lua)
 
   Returns { consumed, msBeforeNext[, locked] }, the first two as rate-limiter-flexible reads a store's answer:
     taken:          { capacity - whole tokens left, 0 }
@@ -53,8 +54,18 @@ else
     result = { capacity, math.ceil(-tokens / rate) }
   end
   if KEYS[2] then
-    local locked = redis.call('EXISTS', KEYS[3]) == 0
-      and (redis.call('SET', KEYS[2], ARGV[7], 'NX', 'PX', ARGV[6]) or redis.call('GET', KEYS[2]) == ARGV[7])
+    local locked = false
+    if redis.call('EXISTS', KEYS[3]) == 0 then
+      if redis.call('SET', KEYS[2], ARGV[7], 'NX', 'PX', ARGV[6]) then
+        locked = true
+        for i = 4, #KEYS do
+          redis.call('RPUSH', KEYS[i], ARGV[8])
+          redis.call('PEXPIRE', KEYS[i], ARGV[9])
+        end
+      else
+        locked = redis.call('GET', KEYS[2]) == ARGV[7]
+      end
+    end
     result[3] = locked and 1 or 0
   end
 end

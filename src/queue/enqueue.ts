@@ -4,8 +4,8 @@ import type { Config } from '../config.ts'
 import { Unavailable } from '../errors.ts'
 import type { Log } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
-import { withReleaseLock, type WithReleaseLock } from '../redis.ts'
 import acquireScript from './dedupe-lock.lua' with { type: 'text' }
+import releaseScript from './release-lock.lua' with { type: 'text' }
 import type { EventLog } from './event-log.ts'
 import { JOB, dedupeLockKey, webhookJobKey, type EventLogLine, type WebhookJobData } from './names.ts'
 import type { Queues } from './queues.ts'
@@ -25,13 +25,18 @@ export interface DedupeLock {
   ttlMs: number
   /** Unique to this request, so only its owner releases the lock. */
   owner: string
+  /** The conversation lanes (laneKey) the event joins when it takes the lock: one per ordered route it goes to. */
+  lanes: string[]
   /** true: held by this request; false: the event is queued already; undefined: not tried yet. */
   locked?: boolean
 }
 
 export interface Enqueuer {
-  /** `owner`: a lock owner of its own, for a replay of a spooled event (which may still hold its lock); new by default. */
-  lockFor(dedupeKey: string, owner?: string): DedupeLock
+  /**
+   * `owner`: a lock owner of its own, for a replay of a spooled event (which may still hold its lock); new by default.
+   * `lanes`: the lanes the event joins with the lock.
+   */
+  lockFor(dedupeKey: string, lanes?: string[], owner?: string): DedupeLock
   /** Queues the event unless it is queued already; `delayMs` holds it back that long (shaping). */
   enqueueWebhook(lock: DedupeLock, data: WebhookJobData, delayMs?: number): Promise<EnqueueResult>
   /**
@@ -41,8 +46,13 @@ export interface Enqueuer {
   logUnrouted(lock: DedupeLock, instanceId: string, line: EventLogLine): Promise<EnqueueResult>
 }
 
+/** How long a conversation lane lives after its last event joined: longer than any delivery's tries take. */
+export const LANE_TTL_MS = 7 * 24 * 3_600_000
+
 interface LockCommands {
-  acquireDedupeLock(lockKey: string, jobKey: string, ttlMs: number, owner: string): Promise<number>
+  /** dedupe-lock.lua and release-lock.lua with the number of keys first: 2 (or 1) plus the lanes. */
+  acquireDedupeLock(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<number>
+  releaseDedupeLock(numberOfKeys: number, ...keysAndArgs: string[]): Promise<number>
 }
 
 /**
@@ -51,12 +61,14 @@ interface LockCommands {
  */
 export function createEnqueuer(deps: { config: Config['queue']; commands: Redis; queues: Queues; eventLog: EventLog; log: Log; metrics: Metrics }): Enqueuer {
   const { config, queues, eventLog, log, metrics } = deps
-  const commands = withReleaseLock(deps.commands) as WithReleaseLock & LockCommands
-  commands.defineCommand('acquireDedupeLock', { numberOfKeys: 2, lua: acquireScript })
+  const commands = deps.commands as Redis & LockCommands
+  commands.defineCommand('acquireDedupeLock', { lua: acquireScript })
+  commands.defineCommand('releaseDedupeLock', { lua: releaseScript })
 
   async function acquire(lock: DedupeLock): Promise<boolean> {
     try {
-      return (await commands.acquireDedupeLock(lock.key, lock.jobKey, lock.ttlMs, lock.owner)) === 1
+      const { key, jobKey, lanes, ttlMs, owner, jobId } = lock
+      return (await commands.acquireDedupeLock(2 + lanes.length, key, jobKey, ...lanes, ttlMs, owner, jobId, LANE_TTL_MS)) === 1
     } catch (error) {
       log.error({ err: (error as Error).message, jobId: lock.jobId }, 'dedupe lock failed')
       release(lock)
@@ -66,17 +78,18 @@ export function createEnqueuer(deps: { config: Config['queue']; commands: Redis;
 
   /** Best effort: a timed-out call may still have taken the lock, and a retry must not find the event "queued". */
   function release(lock: DedupeLock): void {
-    commands.releaseLock(lock.key, lock.owner).catch(() => {})
+    commands.releaseDedupeLock(1 + lock.lanes.length, lock.key, ...lock.lanes, lock.owner, lock.jobId).catch(() => {})
   }
 
   return {
     // The owner lives in the key for the whole dedupe window: 12 characters, not a 36-character UUID.
-    lockFor: (dedupeKey, owner = randomBytes(9).toString('base64url')) => ({
+    lockFor: (dedupeKey, lanes = [], owner = randomBytes(9).toString('base64url')) => ({
       jobId: dedupeKey,
       key: dedupeLockKey(config.prefix, dedupeKey),
       jobKey: webhookJobKey(config.prefix, dedupeKey),
       ttlMs: config.dedupeWindowMs,
       owner,
+      lanes,
     }),
 
     async enqueueWebhook(lock, data, delayMs = 0) {

@@ -25,6 +25,18 @@ export interface WebhookJobData {
   deliveryId: string | undefined
   /** When the API accepted it, ms since the epoch. */
   receivedAt: number
+  /**
+   * The conversation lanes (laneKey) the event took its place in when accepted, one per ordered route it matched:
+   * its delivery to that route waits until it heads the lane.
+   */
+  lanes?: string[]
+}
+
+/** An event's place in one conversation's lane of one route: `entry` (the event's job id) in the list `key`. */
+export interface LaneRef {
+  key: string
+  entry: string
+  route: number
 }
 
 /**
@@ -56,6 +68,10 @@ export interface DeliveryJobData {
    * this on its first run, without a POST, so that it is a dead letter like any other; a replay sends it.
    */
   failedFirstTry?: string
+  /** An ordered route's delivery: it goes when its event heads the lane, and leaves the lane once done. */
+  lane?: LaneRef
+  /** A lane head with no job left, seen by this delivery's last look: seen again, it is dropped from the lane. */
+  deadHead?: string
 }
 
 /** A destination's identity: its URL without the query, which may carry a secret and is not part of what it is. */
@@ -70,20 +86,30 @@ export interface ConversationRef {
   conversationId: number
 }
 
-/** A message for hookgate to post into a Chatwoot conversation. */
-export interface ChatwootNoteJobData {
+/** One call to Chatwoot's API on a conversation, as a destination's answer asked for it (workers/answer.ts). */
+export type ChatwootCall =
+  | { kind: 'message'; content: string; private: boolean; contentType?: string; contentAttributes?: Record<string, unknown> }
+  | { kind: 'custom_attributes'; customAttributes: Record<string, unknown> }
+  | { kind: 'labels'; labels: string[] }
+  | { kind: 'priority'; priority: string | null }
+  | { kind: 'assign'; agentId?: number; teamId?: number }
+  | { kind: 'status'; status: string; snoozedUntil?: number }
+
+/**
+ * What hookgate posts into one Chatwoot conversation for one delivery (its answer, or the note that it failed): the
+ * calls in order. An ordered route's answer holds its lane until it is posted, so the next answer comes after it.
+ */
+export interface ChatwootCallsJobData {
   instanceId: string
   conversation: ConversationRef
-  content: string
-  /** true: a private note for the agents; false: a reply the customer sees. */
-  private: boolean
-  /** Starts with OUR_SOURCE_ID_PREFIX; stable across retries. */
-  sourceId: string
+  /** Messages carry `source_id` `<OUR_SOURCE_ID_PREFIX><job id>.<call index>`: their echo is never routed. */
+  calls: ChatwootCall[]
+  lane?: LaneRef
 }
 
 /** One line of an instance's event log: an event routed, or a delivery's outcome. */
 export interface EventLogLine {
-  kind: 'routed' | 'delivered' | 'delivery_failed'
+  kind: 'routed' | 'delivered' | 'delivery_failed' | 'answer_rejected'
   /** The webhook job (for `routed`) or delivery job it is about. */
   jobId: string
   event: string
@@ -132,7 +158,20 @@ export function eventLogKey(prefix: string, instanceId: string): string {
   return `${spreadPrefix(prefix)}:events:${instanceId}`
 }
 
-/** Set once a reply or note was posted to Chatwoot: a note job run again (stalled, replayed) posts nothing more. */
-export function postedKey(prefix: string, noteJobId: string): string {
-  return `${spreadPrefix(prefix)}:posted:${noteJobId}`
+/** Set once a call to Chatwoot succeeded: its job run again (stalled, retried, replayed) does not make it twice. */
+export function postedKey(prefix: string, callsJobId: string, call: number): string {
+  return `${spreadPrefix(prefix)}:posted:${callsJobId}.${call}`
+}
+
+/**
+ * One conversation's lane for one route: the ids of its events not yet done there, in the order they were accepted.
+ * It shares the queues' hash tag: the dedupe-lock script appends to it.
+ */
+export function laneKey(prefix: string, instanceId: string, route: number, conversation: ConversationRef): string {
+  return `${prefix}:lane:${instanceId}:r${route}:${conversation.accountId}.${conversation.conversationId}`
+}
+
+/** The route index a laneKey names. */
+export function routeOfLane(key: string): number {
+  return Number(/:r(\d+):\d+\.\d+$/.exec(key)![1])
 }

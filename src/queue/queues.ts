@@ -2,12 +2,12 @@ import { Queue, type DefaultJobOptions } from 'bullmq'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
 import type { Log } from '../log.ts'
-import { JOB, QUEUE, type ChatwootNoteJobData, type DeliveryJobData, type WebhookJobData } from './names.ts'
+import { JOB, QUEUE, type ChatwootCallsJobData, type DeliveryJobData, type WebhookJobData } from './names.ts'
 
 export interface Queues {
   webhook: Queue<WebhookJobData, unknown, typeof JOB.chatwootEvent>
   delivery: Queue<DeliveryJobData, unknown, typeof JOB.delivery>
-  chatwootNote: Queue<ChatwootNoteJobData, unknown, typeof JOB.chatwootNote>
+  chatwootNote: Queue<ChatwootCallsJobData, unknown, typeof JOB.chatwootNote>
   /** Jobs per queue name and state (waiting, active, delayed, failed): one Redis round trip per queue. */
   depths(): Promise<Record<string, Record<(typeof DEPTH_STATES)[number], number>>>
   close(): Promise<void>
@@ -52,7 +52,7 @@ export function createQueues(deps: { config: Config['queue']; producer: Redis; l
   })
   // Their tries and backoff are set per job and by the workers' backoff strategy (it honours Retry-After).
   const delivery = queue<DeliveryJobData, typeof JOB.delivery>(QUEUE.delivery, { backoff: { type: 'hookgate' }, ...kept })
-  const chatwootNote = queue<ChatwootNoteJobData, typeof JOB.chatwootNote>(QUEUE.chatwootNote, {
+  const chatwootNote = queue<ChatwootCallsJobData, typeof JOB.chatwootNote>(QUEUE.chatwootNote, {
     attempts: CHATWOOT_NOTE_ATTEMPTS,
     backoff: { type: 'hookgate' },
     ...kept,

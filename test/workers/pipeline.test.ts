@@ -166,9 +166,9 @@ describe('webhook → delivery', () => {
     const lines = await gateway.commands.xrevrange(eventLogKey(gateway.config.queue.prefix, 'acme'), '+', '-', 'COUNT', 100)
     const failed = lines.map(([, fields]) => fields).find((fields) => fields.includes(id) && fields.includes('delivery_failed'))
     expect(failed).toEqual(expect.arrayContaining(['attempt', '1', 'error', `${new URL(destination.url).host} answered 400`]))
-    const [failureNote] = await chatwootApi.received(1, (r) => r.body.includes(`hookgate:${id}.failure`))
+    const [failureNote] = await chatwootApi.received(1, (r) => r.body.includes(`hookgate:${id}.failure.0`))
     const note = JSON.parse(failureNote!.body) as { content: string; private: boolean; source_id: string }
-    expect(note).toMatchObject({ private: true, source_id: `hookgate:${id}.failure` })
+    expect(note).toMatchObject({ private: true, source_id: `hookgate:${id}.failure.0` })
     expect(note.content).toContain('answered 400')
     expect(note.content).not.toContain('key=k') // the destination's query (it may hold a secret) stays out
   })

@@ -1,0 +1,109 @@
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq'
+import type { Redis } from 'ioredis'
+import type { Config } from '../src/config.ts'
+import tokenBucketScript from '../src/ingest/token-bucket.lua' with { type: 'text' }
+import type { Instances } from '../src/instances.ts'
+import type { Log } from '../src/log.ts'
+import { OUR_SOURCE_ID_PREFIX, postedKey, spreadPrefix, type ChatwootCall, type ChatwootCallsJobData } from '../src/queue/names.ts'
+import { waitWithoutTrying } from './backoff.ts'
+import { postJson } from './http.ts'
+import type { Lanes } from './lanes.ts'
+
+const CHATWOOT_TIMEOUT_MS = 10_000
+
+/** A job queued before answers held calls: one message. */
+type QueuedBefore = { content: string; private: boolean }
+
+type TakeToken = (keys: 1, key: string, take: number, capacity: number, rate: number, ceiling: 0, delay: 0) => Promise<[number, number]>
+
+/**
+ * The `chatwoot-note` queue: make the calls a destination's answer asked for, one after another, through the Chatwoot
+ * API with the instance's api_access_token, each through the instance's Chatwoot API bucket. A call that succeeded is
+ * never made again (its posted marker); 429, 5xx and timeouts retry the job (with backoff) from the first call not
+ * made; any other 4xx fails that call for good (logged) and the rest go on. Messages carry our `source_id`, so their
+ * echo (a message_created) is never routed again. An ordered route's answer leaves its lane once done.
+ */
+export function createChatwootCallsProcessor(deps: { config: Config; instances: Instances; redis: Redis; lanes: Lanes; log: Log }) {
+  const { config, instances, lanes, log } = deps
+  const { perSecond, burst } = config.workers.chatwootApi
+  const { prefix, dedupeWindowMs } = config.queue
+  const redis = deps.redis as Redis & { takeToken: TakeToken }
+  redis.defineCommand('takeToken', { lua: tokenBucketScript })
+
+  return async function processChatwootCalls(job: Job<ChatwootCallsJobData>, token?: string): Promise<{ made: number; failed: number }> {
+    const { instanceId, conversation, lane } = job.data
+    const calls = job.data.calls ?? [{ kind: 'message', ...(job.data as unknown as QueuedBefore) }]
+    try {
+      const chatwoot = instances.get(instanceId)?.config.chatwoot
+      if (!chatwoot) throw new UnrecoverableError(`instance ${instanceId} has no chatwoot url and apiAccessToken to post with`)
+      const conversationUrl = `${chatwoot.url.replace(/\/+$/, '')}/api/v1/accounts/${conversation.accountId}/conversations/${conversation.conversationId}`
+      const headers = { api_access_token: chatwoot.apiAccessToken }
+      const send = (path: string, body?: unknown) =>
+        postJson(`${conversationUrl}/${path}`, body === undefined ? undefined : JSON.stringify(body), headers, CHATWOOT_TIMEOUT_MS, body === undefined ? 'GET' : 'POST')
+      let made = 0
+      let failed = 0
+      for (const [index, call] of calls.entries()) {
+        const posted = postedKey(prefix, job.id!, index)
+        if ((await redis.exists(posted)) === 1) continue
+        // The instance's own token bucket, fleet-wide: a burst of calls waits its turn instead of getting its token throttled.
+        const requests = call.kind === 'labels' ? 2 : 1
+        const [consumed, waitMs] = await redis.takeToken(1, `${spreadPrefix(prefix)}:rl:chatwoot-api:${instanceId}`, requests, burst, perSecond, 0, 0)
+        if (consumed > burst) return await waitWithoutTrying(job, waitMs, token)
+        try {
+          await make(call, send, `${OUR_SOURCE_ID_PREFIX}${job.id}.${index}`)
+          made++
+        } catch (error) {
+          if (!(error instanceof UnrecoverableError)) throw error
+          failed++
+          log.warn({ jobId: job.id, instance: instanceId, call: call.kind, err: error.message }, 'chatwoot refused a call; the others go on')
+        }
+        await redis.set(posted, '1', 'PX', dedupeWindowMs)
+      }
+      log.info({ jobId: job.id, instance: instanceId, conversation: conversation.conversationId, made, failed }, 'posted to chatwoot')
+      if (lane) await lanes.leave(lane)
+      return { made, failed }
+    } catch (error) {
+      const final = error instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
+      if (lane && final && !(error instanceof DelayedError)) await lanes.leave(lane)
+      throw error
+    }
+  }
+}
+
+type Send = (path: string, body?: unknown) => Promise<{ json: unknown }>
+
+/** One call, as Chatwoot's API takes it (its config/routes.rb and conversation controllers). */
+async function make(call: ChatwootCall, send: Send, sourceId: string): Promise<void> {
+  switch (call.kind) {
+    case 'message':
+      await send('messages', {
+        content: call.content,
+        message_type: 'outgoing',
+        private: call.private,
+        source_id: sourceId,
+        ...(call.contentType && { content_type: call.contentType }),
+        ...(call.contentAttributes && { content_attributes: call.contentAttributes }),
+      })
+      return
+    case 'custom_attributes':
+      await send('custom_attributes', { custom_attributes: call.customAttributes })
+      return
+    case 'labels': {
+      // Chatwoot's POST replaces the labels: add ours to the ones it has.
+      const { json } = await send('labels')
+      const current = (json as { payload?: unknown } | undefined)?.payload
+      const labels = [...new Set([...(Array.isArray(current) ? current.filter((l): l is string => typeof l === 'string') : []), ...call.labels])]
+      await send('labels', { labels })
+      return
+    }
+    case 'priority':
+      await send('toggle_priority', { priority: call.priority })
+      return
+    case 'assign':
+      await send('assignments', call.agentId !== undefined ? { assignee_id: call.agentId } : { team_id: call.teamId })
+      return
+    case 'status':
+      await send('toggle_status', { status: call.status, ...(call.snoozedUntil !== undefined && { snoozed_until: call.snoozedUntil }) })
+      return
+  }
+}

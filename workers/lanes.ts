@@ -1,0 +1,80 @@
+import type { Redis } from 'ioredis'
+import type { Log } from '../src/log.ts'
+import type { LaneRef } from '../src/queue/names.ts'
+import type { Queues } from '../src/queue/queues.ts'
+
+/**
+ * How long a delivery parked behind its conversation's lane sleeps before it looks again, when nothing wakes it
+ * sooner (the event before it normally does, as it leaves). It bounds how long a lane waits for a head whose jobs are
+ * gone (a webhook accepted while Redis failed over, say): twice this.
+ */
+export const LANE_RECHECK_MS = 5000
+
+export interface Lanes {
+  /** 0: the event heads its lane (its turn); n > 0: n events are before it; undefined: it is not in the lane (done). */
+  position(lane: LaneRef): Promise<number | undefined>
+  /** The event leaves its lane; the delivery parked for the event now at its head is woken. */
+  leave(lane: LaneRef): Promise<void>
+  /** Wakes the delivery job `id` if it is parked (delayed); nothing otherwise. */
+  wake(deliveryId: string): Promise<void>
+  /**
+   * The lane's head when none of its jobs is alive any more (its webhook was accepted but never queued, or a worker
+   * died between failing a delivery for good and leaving): it would hold the lane for ever. undefined otherwise.
+   */
+  deadHead(lane: LaneRef): Promise<string | undefined>
+  /** Removes a dead head, if it still heads the lane. */
+  drop(lane: LaneRef, head: string): Promise<void>
+}
+
+/**
+ * Each ordered route keeps a lane per conversation: a Redis list of its events' job ids in the order the API
+ * accepted them (the dedupe-lock script appends). A delivery goes only when its event heads the lane, and leaves it
+ * once delivered or failed for good, with its answer posted; the event behind it waits as a delayed delivery job,
+ * woken by the one before as it leaves. Parking, then looking again, against leaving, then waking, means no wake is
+ * ever missed.
+ */
+export function createLanes(deps: { redis: Redis; queues: Queues; log: Log }): Lanes {
+  const { redis, queues, log } = deps
+
+  async function wake(deliveryId: string): Promise<void> {
+    const job = await queues.delivery.getJob(deliveryId)
+    if (!job || !(await job.isDelayed())) return
+    await job.promote().catch((error: Error) => log.debug({ jobId: deliveryId, err: error.message }, 'parked delivery not woken'))
+  }
+
+  const alive = async (state: Promise<string>) => !['unknown', 'completed', 'failed'].includes(await state)
+
+  return {
+    async position(lane) {
+      const position = await redis.lpos(lane.key, lane.entry)
+      return position ?? undefined
+    },
+
+    async leave(lane) {
+      const [[, removed], [, next]] = (await redis.multi().lrem(lane.key, 1, lane.entry).lindex(lane.key, 0).exec()) as [
+        [Error | null, number],
+        [Error | null, string | null],
+      ]
+      if (removed && next) await wake(`${next}.r${lane.route}`)
+    },
+
+    wake,
+
+    async deadHead(lane) {
+      const head = await redis.lindex(lane.key, 0)
+      if (!head || head === lane.entry) return undefined
+      const delivery = `${head}.r${lane.route}`
+      const states = await Promise.all([
+        alive(queues.webhook.getJobState(head)),
+        alive(queues.delivery.getJobState(delivery)),
+        alive(queues.chatwootNote.getJobState(`${delivery}.answer`)),
+      ])
+      return states.some(Boolean) ? undefined : head
+    },
+
+    async drop(lane, head) {
+      await redis.lrem(lane.key, 1, head)
+      log.warn({ lane: lane.key, head }, 'conversation lane headed by an event with no job left; it was dropped from the lane')
+    },
+  }
+}
