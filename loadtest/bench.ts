@@ -293,7 +293,12 @@ async function workers() {
 async function pipeline(): Promise<PipelineResult[]> {
   const { baseline, aof, ...common } = settings.pipeline
   const label = `API_PROCESSES=${common.apiProcesses}, WORKER_PROCESSES=${common.workerProcesses}`
-  const runs = [{ root: ROOT, label }, ...(baseline ? [{ root: baseline, label: `${label}, baseline ${baseline}` }] : [])]
+  // What keeping conversations in order costs: the same route with `"ordered": false`, in the same run.
+  const runs = [
+    { root: ROOT, label, ordered: true },
+    { root: ROOT, label: `${label}, route "ordered": false`, ordered: false },
+    ...(baseline ? [{ root: baseline, label: `${label}, baseline ${baseline}`, ordered: true }] : []),
+  ]
   const measured: PipelineResult[] = []
   for (const run of runs) {
     const pipelineRedis = await startRedis(aof === 'always' ? { aof } : {})

@@ -30,7 +30,7 @@ export function createChatwootCallsProcessor(deps: { config: Config; instances: 
   const redis = deps.redis as Redis & { takeToken: TakeToken }
   redis.defineCommand('takeToken', { lua: tokenBucketScript })
 
-  return async function processChatwootCalls(job: Job<ChatwootCallsJobData>, token?: string): Promise<{ made: number; failed: number }> {
+  return async function processChatwootCalls(job: Job<ChatwootCallsJobData>, token?: string): Promise<{ calls: number }> {
     const { instanceId, conversation, lane } = job.data
     const calls = job.data.calls ?? [{ kind: 'message', ...(job.data as unknown as QueuedBefore) }]
     try {
@@ -40,8 +40,6 @@ export function createChatwootCallsProcessor(deps: { config: Config; instances: 
       const headers = { api_access_token: chatwoot.apiAccessToken }
       const send = (path: string, body?: unknown) =>
         postJson(`${conversationUrl}/${path}`, body === undefined ? undefined : JSON.stringify(body), headers, CHATWOOT_TIMEOUT_MS, body === undefined ? 'GET' : 'POST')
-      let made = 0
-      let failed = 0
       for (const [index, call] of calls.entries()) {
         const posted = postedKey(prefix, job.id!, index)
         if ((await redis.exists(posted)) === 1) continue
@@ -51,17 +49,15 @@ export function createChatwootCallsProcessor(deps: { config: Config; instances: 
         if (consumed > burst) return await waitWithoutTrying(job, waitMs, token)
         try {
           await make(call, send, `${OUR_SOURCE_ID_PREFIX}${job.id}.${index}`)
-          made++
         } catch (error) {
           if (!(error instanceof UnrecoverableError)) throw error
-          failed++
           log.warn({ jobId: job.id, instance: instanceId, call: call.kind, err: error.message }, 'chatwoot refused a call; the others go on')
         }
         await redis.set(posted, '1', 'PX', dedupeWindowMs)
       }
-      log.info({ jobId: job.id, instance: instanceId, conversation: conversation.conversationId, made, failed }, 'posted to chatwoot')
+      log.info({ jobId: job.id, instance: instanceId, conversation: conversation.conversationId, calls: calls.length }, 'posted to chatwoot')
       if (lane) await lanes.leave(lane)
-      return { made, failed }
+      return { calls: calls.length }
     } catch (error) {
       const final = error instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
       if (lane && final && !(error instanceof DelayedError)) await lanes.leave(lane)

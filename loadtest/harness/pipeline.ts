@@ -66,6 +66,8 @@ export async function measurePipeline(options: {
   /** Events spread over this many conversations, in turn. */
   conversations: number
   mix: PipelineMix
+  /** false: the route sets `"ordered": false` (a conversation's deliveries in parallel). */
+  ordered: boolean
   label: string
   /** The checkout whose `src/main.ts` runs (another one measures a baseline in the same run). */
   root: string
@@ -100,6 +102,7 @@ export async function measurePipeline(options: {
             {
               events: ['message_created'],
               destination: { url: `http://127.0.0.1:${destination.port}/hook`, secret: 'bench-signing-secret-0123' },
+              ...(!options.ordered && { ordered: false }),
             },
           ],
         },

@@ -111,6 +111,9 @@ export interface LoadReport {
   timings: { at: number; ms: number; status: number; said?: string }[]
 }
 
+/** The conversations the load's messages belong to, in turn: a conversation's deliveries go one at a time. */
+const LOAD_CONVERSATIONS = 64
+
 /**
  * Steady load from `concurrency` clients, each sending new message_created events one after another over fresh
  * connections (so every API process gets some), recording every answer.
@@ -129,7 +132,7 @@ export function startLoad(base: string, concurrency = 6, firstId = 5_000_000) {
       const answer = await fetch(`${base}/webhook/chatwoot/acme?token=${ACME_TOKEN}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', connection: 'close' },
-        body: toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: id })),
+        body: toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: id, conversationId: 1000 + (id % LOAD_CONVERSATIONS) })),
         keepalive: false,
         signal: AbortSignal.timeout(10_000),
       }).then(
