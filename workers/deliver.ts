@@ -10,6 +10,7 @@ import type { AnswerBack } from './answer-back.ts'
 import { RetryLater } from './backoff.ts'
 import type { Breaker } from './breaker.ts'
 import { postJson } from './http.ts'
+import type { Lanes } from './lanes.ts'
 import { signStandardWebhook } from './sign.ts'
 
 export type Destination = RouteConfig['destination']
@@ -29,11 +30,13 @@ export interface DeliveryTarget {
   lane?: LaneRef
 }
 
-/** What one try came to; `wait` (breaker open, or the same delivery in flight elsewhere) is not a try. */
-/** `answerHoldsLane`: the answer's Chatwoot calls are queued and leave the event's lane once made. */
+/**
+ * What one try came to; `wait` (breaker open, or the same delivery in flight elsewhere) is not a try. Delivered (now or
+ * before), the event has left its lane, or its answer's calls hold it and leave it once made.
+ */
 export type TryOutcome =
-  | { status: 'delivered'; httpStatus: number; answerHoldsLane: boolean }
-  | { status: 'delivered_before'; answerHoldsLane: boolean }
+  | { status: 'delivered'; httpStatus: number }
+  | { status: 'delivered_before' }
   | { status: 'wait'; waitMs: number }
   | { status: 'failed'; error: Error }
 
@@ -48,8 +51,9 @@ const ANSWERING = 'answering'
 
 /**
  * One try of one delivery: the destination's breaker, its marker claimed (two runs never POST at once; a run after it
- * was delivered does nothing), a signed POST with its timeout, the Chatwoot calls its answer asks for, then the marker set to
- * `delivered` for the dedupe window and the event-log line. Normally two Redis commands, no script.
+ * was delivered does nothing), a signed POST with its timeout, the Chatwoot calls its answer asks for queued, then the
+ * marker set to `delivered` for the dedupe window, the event-log line and, on an ordered route, the event leaving its
+ * lane. Normally two Redis round trips, no script.
  */
 export function createDeliverer(deps: {
   config: Config
@@ -57,11 +61,12 @@ export function createDeliverer(deps: {
   /** Commands connection: the delivered marker. */
   redis: WithReleaseLock
   answerBack: AnswerBack
+  lanes: Lanes
   eventLog: EventLog
   log: Log
   metrics: Metrics
 }): TryDelivery {
-  const { config, breaker, redis, answerBack, eventLog, log, metrics } = deps
+  const { config, breaker, redis, answerBack, lanes, eventLog, log, metrics } = deps
   const { prefix, dedupeWindowMs } = config.queue
 
   return async function tryDelivery(target) {
@@ -69,9 +74,10 @@ export function createDeliverer(deps: {
     const host = new URL(destination.url).host
     const timeoutMs = destination.timeoutMs ?? DEFAULT_TIMEOUT_MS
     const marker = deliveredKey(prefix, id)
-    const deliveredBefore = (marker: string | null): TryOutcome => {
+    const deliveredBefore = async (marker: string): Promise<TryOutcome> => {
       metrics.deliveries.inc({ instance: instanceId, host, outcome: 'delivered_before' })
-      return { status: 'delivered_before', answerHoldsLane: marker === ANSWERING }
+      if (target.lane && marker !== ANSWERING) await lanes.leave(target.lane)
+      return { status: 'delivered_before' }
     }
     const owner = randomUUID()
     // Not awaited when answered at once: the claim below then leaves in the caller's tick, sharing the write of its
@@ -112,16 +118,17 @@ export function createDeliverer(deps: {
       await release()
       return { status: 'failed', error: error as Error }
     }
-    // Marker and log line in the same tick: one round trip on the auto-pipelined connection.
+    // Marker, log line and leaving the lane in the same tick: one round trip on the auto-pipelined connection.
     await Promise.all([
       untilWritten(() => redis.set(marker, answerHoldsLane ? ANSWERING : DELIVERED, 'PX', dedupeWindowMs), config.workers.jobLockMs),
       eventLog.append(instanceId, { kind: 'delivered', jobId: id, event, at: Date.now(), conversation, host, status: answer.status, attempt: target.attempt }),
+      target.lane && !answerHoldsLane ? lanes.leave(target.lane) : undefined,
     ])
     await breaker.record(destination.url, true, owner)
     metrics.breakerOpen.set({ host }, 0)
     metrics.deliveries.inc({ instance: instanceId, host, outcome: 'delivered' })
     log.info({ jobId: id, instance: instanceId, host, status: answer.status, attempt: target.attempt }, 'delivered')
-    return { status: 'delivered', httpStatus: answer.status, answerHoldsLane }
+    return { status: 'delivered', httpStatus: answer.status }
   }
 }
 

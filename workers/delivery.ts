@@ -83,7 +83,6 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
       case 'delivered':
       case 'delivered_before':
         if (job.data.batch && outcome.status === 'delivered') await redis.ltrim(batchKey(prefix, job.data.batch), job.data.batchTaken ?? 0, -1)
-        if (lane && !outcome.answerHoldsLane) await lanes.leave(lane)
         return outcome.status === 'delivered' ? { status: 'delivered', httpStatus: outcome.httpStatus } : { status: 'delivered_before' }
       case 'wait':
         return waitWithoutTrying(job, outcome.waitMs, token)

@@ -51,10 +51,8 @@ export function createLanes(deps: { redis: Redis; queues: Queues; log: Log }): L
     },
 
     async leave(lane) {
-      const [[, removed], [, next]] = (await redis.multi().lrem(lane.key, 1, lane.entry).lindex(lane.key, 0).exec()) as [
-        [Error | null, number],
-        [Error | null, string | null],
-      ]
+      // Sent together, in this order, on one connection: the head read is the one after our removal.
+      const [removed, next] = await Promise.all([redis.lrem(lane.key, 1, lane.entry), redis.lindex(lane.key, 0)])
       if (removed && next) await wake(`${next}.r${lane.route}`)
     },
 

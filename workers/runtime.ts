@@ -48,7 +48,7 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
   const eventLog = createEventLog({ redis: commands, prefix: config.queue.prefix, maxLen: config.workers.eventLogMaxLen, log })
   const answerBack = createAnswerBack({ queues, instances, eventLog, log })
   const lanes = createLanes({ redis: commands, queues, log })
-  const tryDelivery = createDeliverer({ config, breaker, redis: commands, answerBack, eventLog, log, metrics })
+  const tryDelivery = createDeliverer({ config, breaker, redis: commands, answerBack, lanes, eventLog, log, metrics })
 
   const start = (queue: string, processor: Processor, concurrency: number) => {
     // drainDelay (s): how long an idle worker blocks waiting for jobs. Measured here: a retry due in 10 ms sometimes

@@ -90,10 +90,7 @@ export function createWebhookProcessor(deps: WebhookDeps) {
   async function deliverFirst(destination: RouteConfig['destination'], data: DeliveryJobData, id: string, attempts: number) {
     const { instanceId, event, body, conversation, lane } = data
     const outcome = await tryDelivery({ id, instanceId, event, body, conversation, destination, attempt: 1, lane })
-    if (outcome.status === 'delivered' || outcome.status === 'delivered_before') {
-      if (lane && !outcome.answerHoldsLane) await laneOps.leave(lane)
-      return
-    }
+    if (outcome.status === 'delivered' || outcome.status === 'delivered_before') return
     if (outcome.status === 'wait') return handOver(data, { jobId: id, attempts, delay: outcome.waitMs })
     const { error } = outcome
     const tried = { ...data, triedBefore: 1 }

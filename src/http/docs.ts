@@ -1,5 +1,6 @@
 import { openapi } from '@elysiajs/openapi'
 import { Elysia } from 'elysia'
+import { DestinationAnswer } from '../answer-schema.ts'
 import swaggerCss from 'swagger-ui-dist/swagger-ui.css' with { type: 'file' }
 import swaggerBundle from 'swagger-ui-dist/swagger-ui-bundle.js' with { type: 'file' }
 
@@ -31,7 +32,11 @@ export function docsRoutes() {
               '`message` and `requestId`.',
           },
           tags: [
-            { name: 'webhooks', description: 'Where Chatwoot sends its events' },
+            {
+              name: 'webhooks',
+              description:
+                'Where Chatwoot sends its events. Each is POSTed to the destinations of the routes that want it; a destination\'s 2xx JSON answer may ask hookgate to post messages and apply actions in the conversation (schema DestinationAnswer).',
+            },
             { name: 'operations', description: 'Health, metrics and documentation' },
             {
               name: 'admin',
@@ -40,6 +45,8 @@ export function docsRoutes() {
             },
           ],
           components: {
+            // Not a request hookgate takes but the answer it reads: what a route's destination may answer to a delivery.
+            schemas: { DestinationAnswer },
             securitySchemes: {
               chatwootSignature: {
                 type: 'apiKey',

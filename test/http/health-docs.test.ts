@@ -75,4 +75,12 @@ describe('/docs', () => {
     }
     expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(['adminToken', 'apiAccessToken', 'bearerToken', 'chatwootSignature', 'queryToken'])
   })
+
+  test('/docs/json holds what a destination may answer, with the handoff example', async () => {
+    const doc = (await (await get('/docs/json')).json()) as { components: { schemas: Record<string, { properties: Record<string, { properties?: Record<string, unknown> }>; examples: unknown[] }> } }
+    const answer = doc.components.schemas.DestinationAnswer!
+    expect(Object.keys(answer.properties).sort()).toEqual(['actions', 'messages', 'note', 'reply'])
+    expect(Object.keys(answer.properties.actions!.properties!).sort()).toEqual(['assign', 'customAttributes', 'labels', 'priority', 'snoozedUntil', 'status'])
+    expect(answer.examples[0]).toMatchObject({ actions: { assign: { teamId: 3 }, status: 'open' } })
+  })
 })
