@@ -81,9 +81,10 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
     const outcome = await tryDelivery({ id, instanceId, event, body, conversation, destination, attempt, lane })
     switch (outcome.status) {
       case 'delivered':
+        if (job.data.batch) await redis.ltrim(batchKey(prefix, job.data.batch), job.data.batchTaken ?? 0, -1)
+        return { status: 'delivered', httpStatus: outcome.httpStatus }
       case 'delivered_before':
-        if (job.data.batch && outcome.status === 'delivered') await redis.ltrim(batchKey(prefix, job.data.batch), job.data.batchTaken ?? 0, -1)
-        return outcome.status === 'delivered' ? { status: 'delivered', httpStatus: outcome.httpStatus } : { status: 'delivered_before' }
+        return { status: 'delivered_before' }
       case 'wait':
         return waitWithoutTrying(job, outcome.waitMs, token)
       case 'failed': {

@@ -42,7 +42,7 @@ const BATCH_KEEP_MS = 24 * 3_600_000
  * the delay; one that comes while the delivery runs starts the next batch when it is done).
  */
 export function createWebhookProcessor(deps: WebhookDeps) {
-  const { config, instances, redis, queues, tryDelivery, lanes: laneOps, eventLog, log, metrics } = deps
+  const { config, instances, redis, queues, tryDelivery, lanes, eventLog, log, metrics } = deps
   const { prefix } = config.queue
   const retryDelayMs = backoffStrategy(config.workers.deliveryBackoffMs)
 
@@ -54,7 +54,7 @@ export function createWebhookProcessor(deps: WebhookDeps) {
     const matched = instance ? matchRoutes(routes, routable) : []
     if (!instance) log.warn({ jobId: job.id, instance: instanceId }, 'event of an instance no longer configured; not routed')
     const { conversation } = routable
-    const lanes = new Set(job.data.lanes)
+    const joined = new Set(job.data.lanes)
     const logged = eventLog.append(instanceId, { kind: 'routed', jobId: job.id!, event, at: Date.now(), conversation, routes: matched })
     // Ids derived from the event's: a run of this job again never makes a second delivery of a route, and its marker
     // tells which routes were delivered already.
@@ -66,12 +66,12 @@ export function createWebhookProcessor(deps: WebhookDeps) {
         const attempts = destination.maxAttempts ?? config.workers.deliveryAttempts
         if (destination.debounceMs && conversation) return debounce(job, data, id, attempts, destination.debounceMs, conversation)
         const key = conversation && laneKey(prefix, instanceId, route, conversation)
-        if (!key || !lanes.delete(key)) return deliverFirst(destination, data, id, attempts)
+        if (!key || !joined.delete(key)) return deliverFirst(destination, data, id, attempts)
         return deliverInTurn(destination, { ...data, lane: { key, entry: job.id!, route } }, id, attempts)
       }),
     )
     // Lanes the event joined for routes that no longer take it (a reload changed them): it must not hold them.
-    await Promise.all([...lanes].map((key) => laneOps.leave({ key, entry: job.id!, route: routeOfLane(key) })))
+    await Promise.all([...joined].map((key) => lanes.leave({ key, entry: job.id!, route: routeOfLane(key) })))
     await logged
     log.debug({ jobId: job.id, instance: instanceId, event, routes: matched, ours: routable.ours }, 'routed')
     return { routes: matched }
@@ -79,12 +79,12 @@ export function createWebhookProcessor(deps: WebhookDeps) {
 
   /** An ordered route: delivered now if its event heads the conversation's lane, else parked until it does. */
   async function deliverInTurn(destination: RouteConfig['destination'], data: DeliveryJobData & { lane: LaneRef }, id: string, attempts: number) {
-    const position = await laneOps.position(data.lane)
+    const position = await lanes.position(data.lane)
     if (position === undefined) return deliverFirst(destination, { ...data, lane: undefined }, id, attempts)
     if (position === 0) return deliverFirst(destination, data, id, attempts)
     await handOver(data, { jobId: id, attempts, delay: LANE_RECHECK_MS })
     // The event before may have left between the two looks; it woke no one then.
-    if ((await laneOps.position(data.lane)) === 0) await laneOps.wake(id)
+    if ((await lanes.position(data.lane)) === 0) await lanes.wake(id)
   }
 
   async function deliverFirst(destination: RouteConfig['destination'], data: DeliveryJobData, id: string, attempts: number) {
