@@ -44,6 +44,20 @@ const AnswerActions = Type.Object(
   { additionalProperties: false, description: 'Applied after the messages, in this order: customAttributes, labels, priority, assign, status' },
 )
 
+/** A bot handing a conversation over to a human: the example of the OpenAPI document and the README. */
+export const ANSWER_EXAMPLE = {
+  messages: [
+    { content: 'Olá! Já vou te ajudar.' },
+    {
+      content: 'Sobre o que é?',
+      content_type: 'input_select',
+      content_attributes: { items: [{ title: 'Pedido', value: 'order' }, { title: 'Troca', value: 'exchange' }] },
+    },
+    { content: 'Cliente VIP, tratar com prioridade', private: true },
+  ],
+  actions: { labels: ['vip', 'bot-handoff'], priority: 'high', customAttributes: { plan: 'gold' }, assign: { teamId: 3 }, status: 'open' },
+}
+
 /**
  * What a destination's 2xx JSON answer may ask hookgate to do in the event's conversation, as a Chatwoot agent would.
  * Other top-level fields are ignored; a malformed answer posts nothing (an `answer_rejected` line says why).
@@ -55,23 +69,7 @@ export const DestinationAnswer = Type.Object(
     messages: Type.Optional(Type.Array(AnswerMessage, { maxItems: MAX_ANSWER_MESSAGES, description: 'Posted in this order' })),
     actions: Type.Optional(AnswerActions),
   },
-  {
-    additionalProperties: true,
-    examples: [
-      {
-        messages: [
-          { content: 'Olá! Já vou te ajudar.' },
-          {
-            content: 'Sobre o que é?',
-            content_type: 'input_select',
-            content_attributes: { items: [{ title: 'Pedido', value: 'order' }, { title: 'Troca', value: 'exchange' }] },
-          },
-          { content: 'Cliente VIP, tratar com prioridade', private: true },
-        ],
-        actions: { labels: ['vip', 'bot-handoff'], priority: 'high', customAttributes: { plan: 'gold' }, assign: { teamId: 3 }, status: 'open' },
-      },
-    ],
-  },
+  { additionalProperties: true, examples: [ANSWER_EXAMPLE] },
 )
 
 export type DestinationAnswer = Static<typeof DestinationAnswer>

@@ -1,6 +1,7 @@
+import { Job } from 'bullmq'
 import type { Redis } from 'ioredis'
 import type { Log } from '../src/log.ts'
-import type { LaneRef } from '../src/queue/names.ts'
+import { JOB, type LaneRef } from '../src/queue/names.ts'
 import type { Queues } from '../src/queue/queues.ts'
 
 /**
@@ -37,9 +38,11 @@ export function createLanes(deps: { redis: Redis; queues: Queues; log: Log }): L
   const { redis, queues, log } = deps
 
   async function wake(deliveryId: string): Promise<void> {
-    const job = await queues.delivery.getJob(deliveryId)
-    if (!job || !(await job.isDelayed())) return
-    await job.promote().catch((error: Error) => log.debug({ jobId: deliveryId, err: error.message }, 'parked delivery not woken'))
+    // BullMQ's promote script on the id alone (no read of the job first): it refuses a job that is not delayed
+    // (running already, or not parked yet), which is then nothing to do.
+    await new Job(queues.delivery, JOB.delivery, {}, {}, deliveryId).promote().catch((error: Error) => {
+      log.debug({ jobId: deliveryId, err: error.message }, 'delivery not parked; nothing to wake')
+    })
   }
 
   const alive = async (state: Promise<string>) => !['unknown', 'completed', 'failed'].includes(await state)

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { QueueEvents } from 'bullmq'
-import { MAX_ANSWER_MESSAGES, MAX_MESSAGE_CHARS } from '../../src/answer-schema.ts'
+import { ANSWER_EXAMPLE, MAX_ANSWER_MESSAGES, MAX_MESSAGE_CHARS } from '../../src/answer-schema.ts'
 import { createLogger } from '../../src/log.ts'
 import { QUEUE, eventLogKey } from '../../src/queue/names.ts'
 import type { ConnectedRedisConfig } from '../../src/redis.ts'
@@ -14,20 +14,6 @@ import { recordFinished, type FinishedJobs } from '../helpers/jobs.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
 
 const CHATWOOT_TOKEN = 'chatwoot-api-token-0123'
-
-/** The answer of the conversations issue, as a bot handing a conversation over to a human would send it. */
-const HANDOFF = {
-  messages: [
-    { content: 'Olá! Já vou te ajudar.' },
-    {
-      content: 'Sobre o que é?',
-      content_type: 'input_select',
-      content_attributes: { items: [{ title: 'Pedido', value: 'order' }, { title: 'Troca', value: 'exchange' }] },
-    },
-    { content: 'Cliente VIP, tratar com prioridade', private: true },
-  ],
-  actions: { labels: ['vip', 'bot-handoff'], priority: 'high', customAttributes: { plan: 'gold' }, assign: { teamId: 3 }, status: 'open' },
-}
 
 let redis: TestRedis
 let gateway: TestGateway
@@ -82,9 +68,9 @@ async function customerWrites(answer: unknown): Promise<{ conversationId: number
 const of = (conversationId: number) => (call: { conversationId: number }) => call.conversationId === conversationId
 
 describe('answering back as a Chatwoot agent', () => {
-  test('the handoff example makes exactly its Chatwoot calls, in order: messages, then custom attributes, labels, priority, assignment, status', async () => {
+  test('the documented handoff example makes exactly its Chatwoot calls, in order: messages, then custom attributes, labels, priority, assignment, status', async () => {
     chatwootApi.labels.set(`31.${nextConversation}`, ['whatsapp'])
-    const { conversationId, deliveryId } = await customerWrites(HANDOFF)
+    const { conversationId, deliveryId } = await customerWrites(ANSWER_EXAMPLE)
     expect(await callsJobs.completed(`${deliveryId}.answer`)).toEqual({ calls: 8 })
     const calls = chatwootApi.calls.filter(of(conversationId)).map(({ method, endpoint, accountId, body }) => ({ method, endpoint, accountId, body }))
     const sourceId = (index: number) => `hookgate:${deliveryId}.answer.${index}`
@@ -94,7 +80,7 @@ describe('answering back as a Chatwoot agent', () => {
         method: 'POST',
         endpoint: 'messages',
         accountId: 31,
-        body: { ...HANDOFF.messages[1], message_type: 'outgoing', private: false, source_id: sourceId(1) },
+        body: { ...ANSWER_EXAMPLE.messages[1], message_type: 'outgoing', private: false, source_id: sourceId(1) },
       },
       { method: 'POST', endpoint: 'messages', accountId: 31, body: { content: 'Cliente VIP, tratar com prioridade', message_type: 'outgoing', private: true, source_id: sourceId(2) } },
       { method: 'POST', endpoint: 'custom_attributes', accountId: 31, body: { custom_attributes: { plan: 'gold' } } },

@@ -141,9 +141,10 @@ function repliesByConversation(): { replies: Map<number, string[]>; postedTwice:
   return { replies, postedTwice }
 }
 
-const inOrder = (conversation: number, to = MESSAGES) => Array.from({ length: to }, (_, i) => i + 1)
+/** Message numbers 1…to: a conversation's messages in the order they were sent. */
+const inOrder = (to = MESSAGES) => Array.from({ length: to }, (_, i) => i + 1)
 const repliesInOrder = (conversation: number, to = MESSAGES) =>
-  inOrder(conversation, to).flatMap((n) => [`c${conversation}r${n}a`, `c${conversation}r${n}b`])
+  inOrder(to).flatMap((n) => [`c${conversation}r${n}a`, `c${conversation}r${n}b`])
 
 /** Resolves once Chatwoot has every reply of `count` messages (each posted at least once). */
 async function allReplied(count: number): Promise<void> {
@@ -152,6 +153,11 @@ async function allReplied(count: number): Promise<void> {
 
 const conversations = Array.from({ length: CONVERSATIONS }, (_, i) => i)
 
+function latencies(values: number[]): { p50: number; p99: number } {
+  const sorted = [...values].sort((a, b) => a - b)
+  return { p50: sorted[Math.floor(sorted.length / 2)]!, p99: sorted[Math.floor(sorted.length * 0.99)]! }
+}
+
 describe('conversations in order', () => {
   test(`${CONVERSATIONS} conversations × ${MESSAGES} messages, interleaved: each reaches the bot in accepted order, its replies reach Chatwoot in order, once`, async () => {
     const base = await startGateway()
@@ -159,12 +165,10 @@ describe('conversations in order', () => {
     await allReplied(CONVERSATIONS * MESSAGES)
 
     const { replies, postedTwice } = repliesByConversation()
-    const gaps: number[] = []
-    for (const c of conversations) for (let n = 2; n <= MESSAGES; n++) gaps.push(bot!.deliveredAt.get(`c${c}m${n}`)! - bot!.deliveredAt.get(`c${c}m${n - 1}`)!)
-    gaps.sort((a, b) => a - b)
-    console.log(`[order] from one delivery to the next of a conversation: p50 ${gaps[Math.floor(gaps.length / 2)]} ms, p99 ${gaps[Math.floor(gaps.length * 0.99)]} ms`)
+    const gaps = latencies(conversations.flatMap((c) => inOrder().slice(1).map((n) => bot!.deliveredAt.get(`c${c}m${n}`)! - bot!.deliveredAt.get(`c${c}m${n - 1}`)!)))
+    console.log(`[order] from one delivery to the next of a conversation: p50 ${gaps.p50} ms, p99 ${gaps.p99} ms`)
     for (const c of conversations) {
-      expect({ conversation: c, arrivals: bot!.firstArrivals.get(c) }).toEqual({ conversation: c, arrivals: inOrder(c) })
+      expect({ conversation: c, arrivals: bot!.firstArrivals.get(c) }).toEqual({ conversation: c, arrivals: inOrder() })
       expect({ conversation: c, replies: replies.get(c) }).toEqual({ conversation: c, replies: repliesInOrder(c) })
     }
     expect(postedTwice).toEqual([])
@@ -174,21 +178,28 @@ describe('conversations in order', () => {
   test('a conversation whose bot answers 500 for 5 s holds only itself: the others carry on, and it resumes in order', async () => {
     const base = await startGateway()
     const stuck = 0
+    const others = conversations.filter((c) => c !== stuck)
+    const othersLatencies = (from: number, to: number) =>
+      others.flatMap((c) => Array.from({ length: to - from + 1 }, (_, i) => `c${c}m${from + i}`)).map((m) => bot!.deliveredAt.get(m)! - sentAt.get(m)!)
+    // Before: every conversation healthy.
+    await Promise.all(conversations.map((c) => sendConversation(base, c, 1, 4)))
+    await allReplied(CONVERSATIONS * 4)
+    const before = latencies(othersLatencies(1, 4))
+
     bot!.fail(stuck, 5000)
     const failingSince = Date.now()
-    const others = conversations.filter((c) => c !== stuck)
-    await Promise.all([sendConversation(base, stuck, 1, 4), ...others.map((c) => sendConversation(base, c, 1, 4))])
+    await Promise.all(conversations.map((c) => sendConversation(base, c, 5, 8)))
     // The others' messages go through while the stuck conversation waits.
-    await chatwootApi!.until(() => others.every((c) => bot!.deliveredAt.has(`c${c}m4`)))
+    await chatwootApi!.until(() => others.every((c) => bot!.deliveredAt.has(`c${c}m8`)))
     expect(Date.now() - failingSince).toBeLessThan(5000)
-    expect(bot!.deliveredAt.has(`c${stuck}m1`)).toBe(false)
-    const latencies = others.flatMap((c) => [1, 2, 3, 4].map((n) => bot!.deliveredAt.get(`c${c}m${n}`)! - sentAt.get(`c${c}m${n}`)!)).sort((a, b) => a - b)
-    console.log(`[order] while one conversation fails: the others' send→deliver p50 ${latencies[Math.floor(latencies.length / 2)]} ms, p99 ${latencies[Math.floor(latencies.length * 0.99)]} ms`)
+    expect(bot!.deliveredAt.has(`c${stuck}m5`)).toBe(false)
+    const during = latencies(othersLatencies(5, 8))
+    console.log(`[order] the other conversations' send→deliver p50 / p99: ${before.p50} / ${before.p99} ms before, ${during.p50} / ${during.p99} ms while one fails`)
 
-    await allReplied(CONVERSATIONS * 4)
-    expect(bot!.deliveredAt.get(`c${stuck}m1`)! - failingSince).toBeGreaterThanOrEqual(5000)
-    expect(bot!.firstArrivals.get(stuck)).toEqual(inOrder(stuck, 4))
-    expect(repliesByConversation().replies.get(stuck)).toEqual(repliesInOrder(stuck, 4))
+    await allReplied(CONVERSATIONS * 8)
+    expect(bot!.deliveredAt.get(`c${stuck}m5`)! - failingSince).toBeGreaterThanOrEqual(5000)
+    expect(bot!.firstArrivals.get(stuck)).toEqual(inOrder(8))
+    expect(repliesByConversation().replies.get(stuck)).toEqual(repliesInOrder(stuck, 8))
   }, 120_000)
 
   test('a worker SIGKILLed in the middle: still in order, nothing lost', async () => {
@@ -204,7 +215,7 @@ describe('conversations in order', () => {
     // A call in flight at the kill may be made again; the order of first posts holds.
     const { replies } = repliesByConversation()
     for (const c of conversations) {
-      expect({ conversation: c, arrivals: bot!.firstArrivals.get(c) }).toEqual({ conversation: c, arrivals: inOrder(c) })
+      expect({ conversation: c, arrivals: bot!.firstArrivals.get(c) }).toEqual({ conversation: c, arrivals: inOrder() })
       expect({ conversation: c, replies: replies.get(c) }).toEqual({ conversation: c, replies: repliesInOrder(c) })
     }
     expect(chatwootApi!.refused).toEqual([])
