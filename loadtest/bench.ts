@@ -31,6 +31,7 @@ import { parseArgs } from 'node:util'
 import { freePort } from '../src/embedded-redis.ts'
 import { QUEUE } from '../src/queue/names.ts'
 import { chatwoot, toChatwootJson } from '../test/fixtures/chatwoot.ts'
+import { shardPrefixes } from '../src/queue/shards.ts'
 import { startCluster } from '../test/helpers/cluster.ts'
 import { startRedis } from '../test/helpers/redis.ts'
 import { runArrivalRate, type ArrivalRateResult } from './harness/arrival-rate.ts'
@@ -117,8 +118,8 @@ writeFileSync(instancesFile, JSON.stringify({ instances: [{ id: 'bench', tokens:
 interface Target {
   name: string
   kind: 'hookgate' | 'floor' | 'express'
-  /** Where its jobs go, to count them (on the harness's Redis unless `redis` says otherwise). */
-  prefix: string
+  /** Where its jobs go (each queue shard's prefix), to count them (on the harness's Redis unless `redis` says otherwise). */
+  prefixes: string[]
   redis?: Redis
   start(port: number): ReturnType<typeof startServer>
   path: string
@@ -127,7 +128,8 @@ interface Target {
 const hookgate = (apiProcesses: number, extraEnv: Record<string, string> = {}, note = ''): Target => ({
   name: `hookgate, API_PROCESSES=${apiProcesses}${note}`,
   kind: 'hookgate',
-  prefix: '{hookgate}',
+  // A cluster splits the queues into REDIS_QUEUE_SHARDS (6 by default) shards.
+  prefixes: shardPrefixes('{hookgate}', extraEnv.REDIS_CLUSTER_NODES ? 6 : 1),
   path: `/webhook/chatwoot/bench?token=${TOKEN}`,
   start: (port) =>
     startServer(
@@ -140,14 +142,14 @@ const hookgate = (apiProcesses: number, extraEnv: Record<string, string> = {}, n
 const floor: Target = {
   name: 'baseline (a): bare Bun.serve + SET NX + Queue.add',
   kind: 'floor',
-  prefix: '{baseline}',
+  prefixes: ['{baseline}'],
   path: '/',
   start: (port) => startServer('bun baseline', ['bun', join(ROOT, 'loadtest/baselines/bun-server.ts'), String(port), redisUrl], {}, `http://127.0.0.1:${port}/`),
 }
 const express: Target = {
   name: 'baseline (b): Node + Express + SET NX + Queue.add',
   kind: 'express',
-  prefix: '{express}',
+  prefixes: ['{express}'],
   path: '/webhook/chatwoot/bench',
   start: (port) =>
     startServer('express baseline', ['node', join(ROOT, 'loadtest/baselines/express-server.mjs'), String(port), redisUrl], {}, `http://127.0.0.1:${port}/health`),
@@ -313,11 +315,12 @@ async function pipeline(): Promise<PipelineResult[]> {
 
 /** Jobs of a target's webhook queue, whatever their state. */
 async function jobCount(target: Target): Promise<number> {
-  const queue = new Queue(QUEUE.webhook, { connection: target.redis ?? redis, prefix: target.prefix })
+  const queues = target.prefixes.map((prefix) => new Queue(QUEUE.webhook, { connection: target.redis ?? redis, prefix }))
   try {
-    return Object.values(await queue.getJobCounts()).reduce((sum, n) => sum + n, 0)
+    const counts = await Promise.all(queues.map((queue) => queue.getJobCounts()))
+    return counts.flatMap((count) => Object.values(count)).reduce((sum, n) => sum + n, 0)
   } finally {
-    await queue.close()
+    await Promise.all(queues.map((queue) => queue.close()))
   }
 }
 

@@ -8,6 +8,7 @@ import { createMetrics } from './metrics.ts'
 import { createAcceptor } from './ingest/accept.ts'
 import { createEnqueuer } from './queue/enqueue.ts'
 import { createEventLog } from './queue/event-log.ts'
+import { spreadPrefix } from './queue/names.ts'
 import { createQueues } from './queue/queues.ts'
 import { createRedisBreaker } from './redis-breaker.ts'
 import { atMost, createRedis, waitForReady, type ConnectedRedisConfig } from './redis.ts'
@@ -48,7 +49,8 @@ export async function buildApi(config: Config, redisConfig: ConnectedRedisConfig
   const replicas = config.spool.waitReplicas > 0 ? { producer, count: config.spool.waitReplicas } : undefined
   const acceptor = createAcceptor({ enqueuer, spool, breaker, budgetMs, replicas })
   const replayer = startReplayer({ spool, enqueuer, breaker, log, replicas })
-  const limiter = createLimiter({ config: config.rateLimit, keyPrefix: config.queue.prefix, redis: commands, instances, log, metrics, breaker, budgetMs })
+  // With several queue shards no script takes a bucket and a lock together: the buckets spread over the cluster too.
+  const limiter = createLimiter({ config: config.rateLimit, keyPrefix: config.queue.shards === 1 ? config.queue.prefix : spreadPrefix(config.queue.prefix), redis: commands, instances, log, metrics, breaker, budgetMs })
   const clientIp = createClientIp(config.trustedProxies)
   const app = createApp({ config, log, instances, acceptor, limiter, clientIp, metrics, breaker, spool, queues, operations, redis: commands })
   return {

@@ -52,6 +52,12 @@ export interface Config {
     /** Prefix of every key (REDIS_KEY_PREFIX, {hookgate}); a hash tag keeps them in one Redis Cluster slot. */
     prefix: string
     /**
+     * How many shards the queues are split into (REDIS_QUEUE_SHARDS): 1 on a single Redis or Sentinel (nothing
+     * changes), 6 with REDIS_CLUSTER_NODES (two per master of a 3-master cluster). Each shard has a hash tag of its
+     * own (queue/shards.ts), so a cluster spreads them over its masters.
+     */
+    shards: number
+    /**
      * How long an event's identity is remembered (DEDUPE_WINDOW_SECONDS, 600): a repeat within it, or while its job
      * is queued, is `already_queued`, and a delivery or a post to Chatwoot run again within it is not made twice. One
      * short key per event (and one per delivery), each about 150 bytes: at 100 events/s, ~18 MB.
@@ -218,6 +224,7 @@ export function loadConfig(env: Env): Config {
     redis,
     queue: {
       prefix: read.matching('REDIS_KEY_PREFIX', /^\{[A-Za-z0-9_-]{1,32}\}$/, '{hookgate}', 'a hash tag such as {hookgate}'),
+      shards: read.int('REDIS_QUEUE_SHARDS', redis.mode === 'cluster' ? 6 : 1, 1, 64),
       dedupeWindowMs: read.int('DEDUPE_WINDOW_SECONDS', 600, 1, 7 * 86_400) * 1000,
       webhookAttempts: read.int('WEBHOOK_JOB_ATTEMPTS', 8, 1, 100),
       webhookBackoffMs: read.int('WEBHOOK_JOB_BACKOFF_MS', 1000, 10, 3_600_000),

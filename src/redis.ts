@@ -91,6 +91,20 @@ export async function atMost<T>(ms: number, work: Promise<T>): Promise<T | undef
   return result
 }
 
+export type ScriptCall = (...keysAndArgs: (string | number)[]) => Promise<unknown>
+
+/**
+ * A Lua script as a command of `redis` with its number of keys fixed (`<name><numberOfKeys>`, defined on first use).
+ * A script whose key count varies needs one per count: on a Redis Cluster, ioredis's auto-pipelining groups calls by
+ * the slot of their first argument, which must then be a key, not a key count.
+ */
+export function scriptCommand(redis: Redis, name: string, lua: string, numberOfKeys: number): ScriptCall {
+  const command = `${name}${numberOfKeys}`
+  const commands = redis as unknown as Record<string, ScriptCall>
+  if (!(command in commands)) redis.defineCommand(command, { lua, numberOfKeys })
+  return commands[command]!.bind(redis)
+}
+
 export type WithReleaseLock = Redis & { releaseLock(key: string, owner: string): Promise<number> }
 
 /** Gives a connection `releaseLock(key, owner)`: deletes a lock only while `owner` still holds it (release-lock.lua). */

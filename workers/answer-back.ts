@@ -2,7 +2,7 @@ import type { Instances } from '../src/instances.ts'
 import type { Log } from '../src/log.ts'
 import type { EventLog } from '../src/queue/event-log.ts'
 import { JOB, type ChatwootCall, type ConversationRef, type LaneRef } from '../src/queue/names.ts'
-import type { Queues } from '../src/queue/queues.ts'
+import type { ShardQueues } from '../src/queue/queues.ts'
 import { planAnswer } from './answer.ts'
 
 /** The delivery a destination answered. */
@@ -30,11 +30,11 @@ export interface AnswerBack {
  * What a destination's answer asks to do in Chatwoot, as one `chatwoot-note` job of calls whose id comes from the
  * delivery's: a delivery run twice queues them once, and each call has its own posted marker.
  */
-export function createAnswerBack(deps: { queues: Queues; instances: Instances; eventLog: EventLog; log: Log }): AnswerBack {
-  const { queues, instances, eventLog, log } = deps
+export function createAnswerBack(deps: { shard: ShardQueues; instances: Instances; eventLog: EventLog; log: Log }): AnswerBack {
+  const { shard, instances, eventLog, log } = deps
 
   const post = (jobId: string, instanceId: string, conversation: ConversationRef, calls: ChatwootCall[], lane?: LaneRef) =>
-    queues.chatwootNote.add(JOB.chatwootNote, { instanceId, conversation, calls, ...(lane && { lane }) }, { jobId })
+    shard.chatwootNote.add(JOB.chatwootNote, { instanceId, conversation, calls, ...(lane && { lane }) }, { jobId })
 
   const privateNote = (content: string): ChatwootCall => ({ kind: 'message', content, private: true })
   const notifies = (instanceId: string) => instances.get(instanceId)?.config.notifyOnFailure === true

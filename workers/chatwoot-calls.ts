@@ -5,6 +5,7 @@ import tokenBucketScript from '../src/ingest/token-bucket.lua' with { type: 'tex
 import type { Instances } from '../src/instances.ts'
 import type { Log } from '../src/log.ts'
 import { OUR_SOURCE_ID_PREFIX, postedKey, spreadPrefix, type ChatwootCall, type ChatwootCallsJobData } from '../src/queue/names.ts'
+import { scriptCommand } from '../src/redis.ts'
 import { waitWithoutTrying } from './backoff.ts'
 import { postJson } from './http.ts'
 import type { Lanes } from './lanes.ts'
@@ -14,7 +15,7 @@ const CHATWOOT_TIMEOUT_MS = 10_000
 /** A job queued before answers held calls: one message. */
 type QueuedBefore = { content: string; private: boolean }
 
-type TakeToken = (keys: 1, key: string, take: number, capacity: number, rate: number, ceiling: 0, delay: 0) => Promise<[number, number]>
+type TakeToken = (key: string, take: number, capacity: number, rate: number, ceiling: 0, delay: 0) => Promise<[number, number]>
 
 /**
  * The `chatwoot-note` queue: make the calls a destination's answer asked for, one after another, through the Chatwoot
@@ -27,8 +28,8 @@ export function createChatwootCallsProcessor(deps: { config: Config; instances: 
   const { config, instances, lanes, log } = deps
   const { perSecond, burst } = config.workers.chatwootApi
   const { prefix, dedupeWindowMs } = config.queue
-  const redis = deps.redis as Redis & { takeToken: TakeToken }
-  redis.defineCommand('takeToken', { lua: tokenBucketScript })
+  const { redis } = deps
+  const takeToken = scriptCommand(redis, 'takeToken', tokenBucketScript, 1) as TakeToken
 
   return async function processChatwootCalls(job: Job<ChatwootCallsJobData>, token?: string): Promise<{ calls: number }> {
     const { instanceId, conversation, lane } = job.data
@@ -45,7 +46,7 @@ export function createChatwootCallsProcessor(deps: { config: Config; instances: 
         if ((await redis.exists(posted)) === 1) continue
         // The instance's own token bucket, fleet-wide: a burst of calls waits its turn instead of getting its token throttled.
         const requests = call.kind === 'labels' ? 2 : 1
-        const [consumed, waitMs] = await redis.takeToken(1, `${spreadPrefix(prefix)}:rl:chatwoot-api:${instanceId}`, requests, burst, perSecond, 0, 0)
+        const [consumed, waitMs] = await takeToken(`${spreadPrefix(prefix)}:rl:chatwoot-api:${instanceId}`, requests, burst, perSecond, 0, 0)
         if (consumed > burst) return await waitWithoutTrying(job, waitMs, token)
         try {
           await make(call, send, `${OUR_SOURCE_ID_PREFIX}${job.id}.${index}`)

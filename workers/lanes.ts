@@ -2,7 +2,7 @@ import { Job } from 'bullmq'
 import type { Redis } from 'ioredis'
 import type { Log } from '../src/log.ts'
 import { JOB, type LaneRef } from '../src/queue/names.ts'
-import type { Queues } from '../src/queue/queues.ts'
+import type { ShardQueues } from '../src/queue/queues.ts'
 
 /**
  * How long a delivery parked behind its conversation's lane sleeps before it looks again, when nothing wakes it
@@ -34,13 +34,13 @@ export interface Lanes {
  * woken by the one before as it leaves. Parking, then looking again, against leaving, then waking, means no wake is
  * ever missed.
  */
-export function createLanes(deps: { redis: Redis; queues: Queues; log: Log }): Lanes {
-  const { redis, queues, log } = deps
+export function createLanes(deps: { redis: Redis; shard: ShardQueues; log: Log }): Lanes {
+  const { redis, shard, log } = deps
 
   async function wake(deliveryId: string): Promise<void> {
     // BullMQ's promote script on the id alone (no read of the job first): it refuses a job that is not delayed
     // (running already, or not parked yet), which is then nothing to do.
-    await new Job(queues.delivery, JOB.delivery, {}, {}, deliveryId).promote().catch((error: Error) => {
+    await new Job(shard.delivery, JOB.delivery, {}, {}, deliveryId).promote().catch((error: Error) => {
       log.debug({ jobId: deliveryId, err: error.message }, 'delivery not parked; nothing to wake')
     })
   }
@@ -66,9 +66,9 @@ export function createLanes(deps: { redis: Redis; queues: Queues; log: Log }): L
       if (!head || head === lane.entry) return undefined
       const delivery = `${head}.r${lane.route}`
       const states = await Promise.all([
-        alive(queues.webhook.getJobState(head)),
-        alive(queues.delivery.getJobState(delivery)),
-        alive(queues.chatwootNote.getJobState(`${delivery}.answer`)),
+        alive(shard.webhook.getJobState(head)),
+        alive(shard.delivery.getJobState(delivery)),
+        alive(shard.chatwootNote.getJobState(`${delivery}.answer`)),
       ])
       return states.some(Boolean) ? undefined : head
     },

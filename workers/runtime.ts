@@ -6,7 +6,7 @@ import type { Log } from '../src/log.ts'
 import { createMetrics } from '../src/metrics.ts'
 import { createEventLog } from '../src/queue/event-log.ts'
 import { QUEUE } from '../src/queue/names.ts'
-import { createQueues } from '../src/queue/queues.ts'
+import { createQueues, type ShardQueues } from '../src/queue/queues.ts'
 import { atMost, createRedis, withReleaseLock, type ConnectedRedisConfig } from '../src/redis.ts'
 import { linkToSupervisor } from '../src/supervisor-link.ts'
 import { createAnswerBack } from './answer-back.ts'
@@ -46,11 +46,8 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
   const settings = { backoffStrategy: backoffStrategy(config.workers.deliveryBackoffMs) }
   const breaker = createBreaker({ redis: commands, prefix: config.queue.prefix, config: config.workers.breaker, log })
   const eventLog = createEventLog({ redis: commands, prefix: config.queue.prefix, maxLen: config.workers.eventLogMaxLen, log })
-  const answerBack = createAnswerBack({ queues, instances, eventLog, log })
-  const lanes = createLanes({ redis: commands, queues, log })
-  const tryDelivery = createDeliverer({ config, breaker, redis: commands, answerBack, lanes, eventLog, log, metrics })
 
-  const start = (queue: string, processor: Processor, concurrency: number) => {
+  const start = (shard: ShardQueues, queue: string, processor: Processor, concurrency: number) => {
     // drainDelay (s): how long an idle worker blocks waiting for jobs. Measured here: a retry due in 10 ms sometimes
     // waited out the whole default 5 s block; 1 s bounds that wait at the cost of one idle poll a second.
     // BullMQ's own `metrics` stay off: they would add a sorted-set update to every job's finish script, and the
@@ -58,7 +55,7 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
     const { jobLockMs } = config.workers
     const worker = new Worker(queue, processor, {
       connection,
-      prefix: config.queue.prefix,
+      prefix: shard.prefix,
       concurrency,
       settings,
       drainDelay: 1,
@@ -79,12 +76,20 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
     })
     return worker
   }
+  // Every shard has its own Worker per queue, with its share of the process's concurrency: each shard is served
+  // whatever the others hold, so none starves behind a busy one.
+  const share = (concurrency: number) => Math.max(1, Math.ceil(concurrency / queues.shards.length))
   const { workers: concurrency } = config
-  const workers = [
-    start(QUEUE.webhook, createWebhookProcessor({ config, instances, redis: commands, queues, tryDelivery, lanes, eventLog, log, metrics }), concurrency.webhookConcurrency),
-    start(QUEUE.delivery, createDeliveryProcessor({ config, instances, tryDelivery, redis: commands, answerBack, lanes, eventLog, metrics }), concurrency.deliveryConcurrency),
-    start(QUEUE.chatwootNote, createChatwootCallsProcessor({ config, instances, redis: commands, lanes, log }), concurrency.chatwootNoteConcurrency),
-  ]
+  const workers = queues.shards.flatMap((shard) => {
+    const answerBack = createAnswerBack({ shard, instances, eventLog, log })
+    const lanes = createLanes({ redis: commands, shard, log })
+    const tryDelivery = createDeliverer({ config, breaker, redis: commands, answerBack, lanes, eventLog, log, metrics })
+    return [
+      start(shard, QUEUE.webhook, createWebhookProcessor({ config, instances, redis: commands, shard, tryDelivery, lanes, eventLog, log, metrics }), share(concurrency.webhookConcurrency)),
+      start(shard, QUEUE.delivery, createDeliveryProcessor({ config, instances, tryDelivery, redis: commands, answerBack, lanes, eventLog, metrics }), share(concurrency.deliveryConcurrency)),
+      start(shard, QUEUE.chatwootNote, createChatwootCallsProcessor({ config, instances, redis: commands, lanes, log }), share(concurrency.chatwootNoteConcurrency)),
+    ]
+  })
   const { enableCron, leaderLeaseMs, dutyIntervalMs } = config.workers
   const leadership = enableCron
     ? runWhileLeader({
@@ -97,7 +102,7 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
         log,
       })
     : undefined
-  log.info({ queues: workers.map((w) => w.name), concurrency, enableCron }, 'workers started')
+  log.info({ queues: [...new Set(workers.map((w) => w.name))], shards: queues.shards.length, concurrency, enableCron }, 'workers started')
 
   let stopping: Promise<void> | undefined
   return {

@@ -7,8 +7,8 @@ import type { Instances } from '../src/instances.ts'
 import type { Log } from '../src/log.ts'
 import type { Metrics } from '../src/metrics.ts'
 import type { EventLog } from '../src/queue/event-log.ts'
-import { JOB, batchKey, destinationId, laneKey, routeOfLane, type ConversationRef, type DeliveryJobData, type LaneRef, type WebhookJobData } from '../src/queue/names.ts'
-import type { Queues } from '../src/queue/queues.ts'
+import { JOB, batchKey, destinationId, laneKey, type ConversationRef, type DeliveryJobData, type LaneRef, type WebhookJobData } from '../src/queue/names.ts'
+import type { ShardQueues } from '../src/queue/queues.ts'
 import { backoffStrategy } from './backoff.ts'
 import type { TryDelivery } from './deliver.ts'
 import { LANE_RECHECK_MS, type Lanes } from './lanes.ts'
@@ -18,7 +18,8 @@ export interface WebhookDeps {
   instances: Instances
   /** Commands connection: the conversations' debounce batches. */
   redis: Redis
-  queues: Queues
+  /** The shard whose webhook jobs this processes: its deliveries and lanes are on the same shard. */
+  shard: ShardQueues
   tryDelivery: TryDelivery
   lanes: Lanes
   eventLog: EventLog
@@ -42,7 +43,7 @@ const BATCH_KEEP_MS = 24 * 3_600_000
  * the delay; one that comes while the delivery runs starts the next batch when it is done).
  */
 export function createWebhookProcessor(deps: WebhookDeps) {
-  const { config, instances, redis, queues, tryDelivery, lanes, eventLog, log, metrics } = deps
+  const { config, instances, redis, shard, tryDelivery, lanes, eventLog, log, metrics } = deps
   const { prefix } = config.queue
   const retryDelayMs = backoffStrategy(config.workers.deliveryBackoffMs)
 
@@ -65,13 +66,13 @@ export function createWebhookProcessor(deps: WebhookDeps) {
         const data: DeliveryJobData = { instanceId, route, destination: destinationId(destination.url), event, body, conversation }
         const attempts = destination.maxAttempts ?? config.workers.deliveryAttempts
         if (destination.debounceMs && conversation) return debounce(job, data, id, attempts, destination.debounceMs, conversation)
-        const key = conversation && laneKey(prefix, instanceId, route, conversation)
-        if (!key || !joined.delete(key)) return deliverFirst(destination, data, id, attempts)
-        return deliverInTurn(destination, { ...data, lane: { key, entry: job.id!, route } }, id, attempts)
+        if (!conversation || !joined.delete(route)) return deliverFirst(destination, data, id, attempts)
+        const lane = { key: laneKey(shard.prefix, instanceId, route, conversation), entry: job.id!, route }
+        return deliverInTurn(destination, { ...data, lane }, id, attempts)
       }),
     )
     // Lanes the event joined for routes that no longer take it (a reload changed them): it must not hold them.
-    await Promise.all([...joined].map((key) => lanes.leave({ key, entry: job.id!, route: routeOfLane(key) })))
+    if (conversation) await Promise.all([...joined].map((route) => lanes.leave({ key: laneKey(shard.prefix, instanceId, route, conversation), entry: job.id!, route })))
     await logged
     log.debug({ jobId: job.id, instance: instanceId, event, routes: matched, ours: routable.ours }, 'routed')
     return { routes: matched }
@@ -102,7 +103,7 @@ export function createWebhookProcessor(deps: WebhookDeps) {
   }
 
   async function handOver(data: DeliveryJobData, opts: JobsOptions): Promise<void> {
-    await queues.delivery.add(JOB.delivery, data, opts)
+    await shard.delivery.add(JOB.delivery, data, opts)
   }
 
   async function debounce(job: Job<WebhookJobData>, data: DeliveryJobData, id: string, attempts: number, debounceMs: number, conversation: ConversationRef) {
@@ -110,7 +111,7 @@ export function createWebhookProcessor(deps: WebhookDeps) {
     // Entries carry the event's job id, so one batch never holds an event twice (a retried webhook job pushes again).
     await redis.rpush(batchKey(prefix, batch), `${job.id}\n${data.body}`)
     await redis.pexpire(batchKey(prefix, batch), debounceMs + BATCH_KEEP_MS)
-    await queues.delivery.add(
+    await shard.delivery.add(
       JOB.delivery,
       { ...data, event: 'message_batch', body: '', batch },
       { jobId: id, attempts, delay: debounceMs, deduplication: { id: batch, replace: true, keepLastIfActive: true } },

@@ -1,6 +1,6 @@
 import type { Job } from 'bullmq'
 import type { DeliveryJobData } from '../queue/names.ts'
-import type { Queues } from '../queue/queues.ts'
+import type { Queues, ShardQueues } from '../queue/queues.ts'
 
 /** Which failed deliveries to send again; every given field must match. */
 export interface ReplayFilter {
@@ -35,9 +35,9 @@ const PAGE = 500
  * moves (BullMQ checks its state atomically), so a second identical replay finds nothing to do, and a delivery that
  * did reach its destination never goes twice (its delivered marker).
  */
-export async function replayFailedDeliveries(queues: Pick<Queues, 'delivery'>, filter: ReplayFilter): Promise<ReplayResult> {
+export async function replayFailedDeliveries(queues: Pick<Queues, 'shards'>, filter: ReplayFilter): Promise<ReplayResult> {
   const result: ReplayResult = { matched: 0, replayed: [], skipped: [], more: false }
-  const candidates = filter.jobIds ? await jobsById(queues, filter.jobIds, result) : await failedJobs(queues, result)
+  const candidates = filter.jobIds ? await jobsById(queues.shards, filter.jobIds, result) : await failedJobs(queues.shards, result)
   for (const job of candidates.filter((job) => matches(job, filter))) {
     result.matched++
     try {
@@ -52,10 +52,11 @@ export async function replayFailedDeliveries(queues: Pick<Queues, 'delivery'>, f
   return result
 }
 
-async function jobsById(queues: Pick<Queues, 'delivery'>, ids: string[], result: ReplayResult): Promise<Job<DeliveryJobData>[]> {
+async function jobsById(shards: ShardQueues[], ids: string[], result: ReplayResult): Promise<Job<DeliveryJobData>[]> {
   const found: Job<DeliveryJobData>[] = []
   for (const id of new Set(ids)) {
-    const job = await queues.delivery.getJob(id)
+    // A delivery's shard is its event's, which its id does not say: look in each.
+    const job = (await Promise.all(shards.map((shard) => shard.delivery.getJob(id)))).find(Boolean)
     const state = job ? await job.getState() : 'gone'
     if (job && state === 'failed') found.push(job)
     else result.skipped.push({ id, reason: `not failed (${state})` })
@@ -63,15 +64,20 @@ async function jobsById(queues: Pick<Queues, 'delivery'>, ids: string[], result:
   return found
 }
 
-/** The failed set, newest first, up to MAX_REPLAY_SCAN jobs. */
-async function failedJobs(queues: Pick<Queues, 'delivery'>, result: ReplayResult): Promise<Job<DeliveryJobData>[]> {
+/** Each shard's failed set, newest first, up to MAX_REPLAY_SCAN jobs in all. */
+async function failedJobs(shards: ShardQueues[], result: ReplayResult): Promise<Job<DeliveryJobData>[]> {
   const jobs: Job<DeliveryJobData>[] = []
-  for (let start = 0; start < MAX_REPLAY_SCAN; start += PAGE) {
-    const page = (await queues.delivery.getFailed(start, start + PAGE - 1)).filter(Boolean) as Job<DeliveryJobData>[]
-    jobs.push(...page)
-    if (page.length < PAGE) return jobs
+  for (const { delivery } of shards) {
+    for (let start = 0; jobs.length < MAX_REPLAY_SCAN; start += PAGE) {
+      const page = (await delivery.getFailed(start, start + PAGE - 1)).filter(Boolean) as Job<DeliveryJobData>[]
+      jobs.push(...page)
+      if (page.length < PAGE) break
+    }
+    if (jobs.length >= MAX_REPLAY_SCAN) {
+      result.more = true
+      return jobs.slice(0, MAX_REPLAY_SCAN)
+    }
   }
-  result.more = (await queues.delivery.getFailedCount()) > MAX_REPLAY_SCAN
   return jobs
 }
 

@@ -16,7 +16,10 @@ export const DASHBOARD_PATH = '/admin/queues'
 export function queueDashboard(queues: Queues) {
   const adapter = new EmbeddedAssetsAdapter(DASHBOARD_PATH)
   createBullBoard({
-    queues: [queues.webhook, queues.delivery, queues.chatwootNote].map((queue) => new BullMQAdapter(queue)),
+    // With several shards each queue shows once per shard, named by its shard's prefix (bull-board keys queues by name).
+    queues: queues.shards.flatMap((shard) =>
+      [shard.webhook, shard.delivery, shard.chatwootNote].map((queue) => new BullMQAdapter(queue, queues.shards.length > 1 ? { prefix: `${shard.prefix} ` } : {})),
+    ),
     serverAdapter: adapter,
     // Given, so that bull-board does not look for its UI with require.resolve (which a compiled binary lacks).
     options: { uiBasePath: '/embedded', uiConfig: { boardTitle: 'hookgate queues' } },

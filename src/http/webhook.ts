@@ -6,8 +6,6 @@ import { rateLimitHeaders, type LimitResult } from '../ingest/ratelimit.ts'
 import { matchRoutes, ordered, routableEvent } from '../ingest/routes.ts'
 import type { Instance } from '../instances.ts'
 import { eventLabel } from '../metrics.ts'
-import type { RouteConfig } from '../instances-schema.ts'
-import { laneKey, type ConversationRef } from '../queue/names.ts'
 import type { AppDeps } from './app.ts'
 import type { PeerSource } from './client-ip.ts'
 import { requestContext } from './request-context.ts'
@@ -108,9 +106,13 @@ export function webhookRoutes(deps: AppDeps) {
     const routable = routableEvent(event)
     const routes = instance.config.routes ?? []
     const matched = matchRoutes(routes, routable)
-    const lanes = laneKeys(config.queue.prefix, instance.id, routes, matched, routable.conversation)
-    const lock = acceptor.lockFor(dedupeKey(instance.id, event, raw), lanes)
-    const limit = await limiter.takeForInstance(instance.id, ip, lock)
+    const { conversation } = routable
+    // Routes that keep a conversation's events in order (not `ordered: false`, not debounced: batches are in order
+    // already) put the event in the conversation's lane. Events without a conversation wait for nothing.
+    const lanes = conversation ? matched.filter((index) => ordered(routes[index]!)) : []
+    const lock = acceptor.lockFor(dedupeKey(instance.id, event, raw), { instanceId: instance.id, conversation, lanes })
+    // With one queue shard the instance's bucket shares its hash tag, and one script takes the token and the lock.
+    const limit = await limiter.takeForInstance(instance.id, ip, config.queue.shards === 1 ? lock : undefined)
     const delayMs = limit?.delayMs ?? 0
     const receivedAt = Date.now()
     const result = await acceptor.accept(
@@ -118,7 +120,7 @@ export function webhookRoutes(deps: AppDeps) {
       { instanceId: instance.id, event: event.event, body, deliveryId: deliveryId ?? undefined, receivedAt, ...(lanes.length > 0 && { lanes }) },
       delayMs,
       // An event no route wants needs no job: its log line says it came.
-      matched.length === 0 ? { kind: 'routed', jobId: lock.jobId, event: event.event, at: receivedAt, conversation: routable.conversation, routes: [] } : undefined,
+      matched.length === 0 ? { kind: 'routed', jobId: lock.jobId, event: event.event, at: receivedAt, conversation, routes: [] } : undefined,
     )
     const shaped = delayMs > 0 && result.status === 'queued'
     if (shaped) metrics.shaped.inc({ instance: instance.id })
@@ -157,15 +159,6 @@ export function webhookRoutes(deps: AppDeps) {
 }
 
 type Query = Record<string, string | undefined>
-
-/**
- * The lanes an event joins: one per matched route that keeps its conversations in order (all but `ordered: false`
- * and debounced ones, whose batches are in order already). Events without a conversation wait for nothing.
- */
-function laneKeys(prefix: string, instanceId: string, routes: readonly RouteConfig[], matched: number[], conversation: ConversationRef | undefined): string[] {
-  if (!conversation) return []
-  return matched.filter((index) => ordered(routes[index]!)).map((index) => laneKey(prefix, instanceId, index, conversation))
-}
 
 /** hookgate_webhooks_total's outcome label for each answer. */
 const OUTCOME = { queued: 'accepted', already_queued: 'deduplicated', spooled: 'spooled' } as const

@@ -7,7 +7,7 @@ import type { InstanceConfig } from '../instances-schema.ts'
 import { createOutageReporter, type Log, type OutageReporter } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import type { RedisBreaker } from '../redis-breaker.ts'
-import { atMost } from '../redis.ts'
+import { atMost, scriptCommand } from '../redis.ts'
 import { LANE_TTL_MS, type DedupeLock } from '../queue/enqueue.ts'
 import { spreadPrefix } from '../queue/names.ts'
 import { MemoryTokenBucket, type BucketParams } from './memory-bucket.ts'
@@ -59,8 +59,7 @@ export function createLimiter(deps: Deps): Limiter {
   // script also takes the event's dedupe lock.
   const spread = `${spreadPrefix(deps.keyPrefix)}:rl`
   const tagged = `${deps.keyPrefix}:rl`
-  const redis = deps.redis as BucketCommand
-  redis.defineCommand('takeToken', { lua: tokenBucketScript })
+  const { redis } = deps
   const redisState = createOutageReporter(log, {}, {
     down: 'rate limiter: Redis unavailable; limiting per process in memory until it is back',
     up: 'rate limiter: Redis is back; limits are fleet-wide again',
@@ -165,10 +164,9 @@ interface TakeOptions {
   lock?: DedupeLock
 }
 
-type BucketCommand = Redis & {
-  /** token-bucket.lua with the number of keys first: 1 (the bucket), or 3 (with the dedupe lock's keys) plus the lanes. */
-  takeToken(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<[number, number, number?]>
-}
+/** token-bucket.lua with its keys: 1 (the bucket), or 3 (with the dedupe lock's keys) plus the lanes. */
+const takeToken = (redis: Redis, numberOfKeys: number) =>
+  scriptCommand(redis, 'takeToken', tokenBucketScript, numberOfKeys) as (...keysAndArgs: (string | number)[]) => Promise<[number, number, number?]>
 
 const REDIS_UNUSABLE = new Error('Redis is down, or too slow (its breaker is open)')
 const TOO_SLOW = new Error('Redis did not answer within REDIS_ENQUEUE_BUDGET_MS')
@@ -181,7 +179,7 @@ const TOO_SLOW = new Error('Redis did not answer within REDIS_ENQUEUE_BUDGET_MS'
  * insurance limiter (the same bucket in memory) when Redis fails.
  */
 class RedisTokenBucket extends RateLimiterRedis {
-  private readonly redis: BucketCommand
+  private readonly redis: Redis
 
   constructor(
     redis: Redis,
@@ -199,7 +197,7 @@ class RedisTokenBucket extends RateLimiterRedis {
       inMemoryBlockOnConsumed: params.capacity + 1,
       insuranceLimiter: new MemoryTokenBucket(params),
     })
-    this.redis = redis as BucketCommand
+    this.redis = redis
   }
 
   /** Called by the library for every consume (its signature: key, points, msDuration, forceExpire, options). */
@@ -215,8 +213,8 @@ class RedisTokenBucket extends RateLimiterRedis {
     const answer = await atMost(
       this.budgetMs,
       lock
-        ? this.redis.takeToken(3 + lock.lanes.length, key, lock.key, lock.jobKey, ...lock.lanes, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs, lock.ttlMs, lock.owner, lock.jobId, LANE_TTL_MS)
-        : this.redis.takeToken(1, key, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs),
+        ? takeToken(this.redis, 3 + lock.lanes.length)(key, lock.key, lock.jobKey, ...lock.lanes, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs, lock.ttlMs, lock.owner, lock.jobId, LANE_TTL_MS)
+        : takeToken(this.redis, 1)(key, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs),
     )
     if (!answer) {
       this.breaker.failed()

@@ -4,11 +4,12 @@ import type { Config } from '../config.ts'
 import { Unavailable } from '../errors.ts'
 import type { Log } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
+import { scriptCommand } from '../redis.ts'
 import acquireScript from './dedupe-lock.lua' with { type: 'text' }
 import releaseScript from './release-lock.lua' with { type: 'text' }
 import type { EventLog } from './event-log.ts'
-import { JOB, dedupeLockKey, webhookJobKey, type EventLogLine, type WebhookJobData } from './names.ts'
-import type { Queues } from './queues.ts'
+import { JOB, dedupeLockKey, laneKey, webhookJobKey, type ConversationRef, type EventLogLine, type WebhookJobData } from './names.ts'
+import type { Queues, ShardQueues } from './queues.ts'
 
 export type EnqueueResult = { status: 'queued'; jobId: string } | { status: 'already_queued'; jobId: string }
 
@@ -19,6 +20,8 @@ export type EnqueueResult = { status: 'queued'; jobId: string } | { status: 'alr
  */
 export interface DedupeLock {
   jobId: string
+  /** The event's shard: its lock, job and lanes share the shard's hash tag. */
+  shard: ShardQueues
   key: string
   /** The job's own key: while it exists, the event is queued already, lock or not. */
   jobKey: string
@@ -33,10 +36,10 @@ export interface DedupeLock {
 
 export interface Enqueuer {
   /**
+   * The event's lock, on the event's shard; `lanes`: the routes whose conversation lane it joins with the lock.
    * `owner`: a lock owner of its own, for a replay of a spooled event (which may still hold its lock); new by default.
-   * `lanes`: the lanes the event joins with the lock.
    */
-  lockFor(dedupeKey: string, lanes?: string[], owner?: string): DedupeLock
+  lockFor(dedupeKey: string, event: LockedEvent, owner?: string): DedupeLock
   /** Queues the event unless it is queued already; `delayMs` holds it back that long (shaping). */
   enqueueWebhook(lock: DedupeLock, data: WebhookJobData, delayMs?: number): Promise<EnqueueResult>
   /**
@@ -46,14 +49,17 @@ export interface Enqueuer {
   logUnrouted(lock: DedupeLock, instanceId: string, line: EventLogLine): Promise<EnqueueResult>
 }
 
+/** What places an event's lock: its instance and conversation choose its shard. */
+export interface LockedEvent {
+  instanceId: string
+  conversation: ConversationRef | undefined
+  /** Routes (indexes) whose conversation lane the event joins; only with a conversation. */
+  lanes?: number[]
+}
+
 /** How long a conversation lane lives after its last event joined: longer than any delivery's tries take. */
 export const LANE_TTL_MS = 7 * 24 * 3_600_000
 
-interface LockCommands {
-  /** dedupe-lock.lua and release-lock.lua with the number of keys first: 2 (or 1) plus the lanes. */
-  acquireDedupeLock(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<number>
-  releaseDedupeLock(numberOfKeys: number, ...keysAndArgs: string[]): Promise<number>
-}
 
 /**
  * The first arrival of a dedupe key holds its lock (taken by the rate limit's script, or here: one round trip) and
@@ -61,14 +67,12 @@ interface LockCommands {
  */
 export function createEnqueuer(deps: { config: Config['queue']; commands: Redis; queues: Queues; eventLog: EventLog; log: Log; metrics: Metrics }): Enqueuer {
   const { config, queues, eventLog, log, metrics } = deps
-  const commands = deps.commands as Redis & LockCommands
-  commands.defineCommand('acquireDedupeLock', { lua: acquireScript })
-  commands.defineCommand('releaseDedupeLock', { lua: releaseScript })
+  const { commands } = deps
 
   async function acquire(lock: DedupeLock): Promise<boolean> {
     try {
       const { key, jobKey, lanes, ttlMs, owner, jobId } = lock
-      return (await commands.acquireDedupeLock(2 + lanes.length, key, jobKey, ...lanes, ttlMs, owner, jobId, LANE_TTL_MS)) === 1
+      return (await scriptCommand(commands, 'acquireDedupeLock', acquireScript, 2 + lanes.length)(key, jobKey, ...lanes, ttlMs, owner, jobId, LANE_TTL_MS)) === 1
     } catch (error) {
       log.error({ err: (error as Error).message, jobId: lock.jobId }, 'dedupe lock failed')
       release(lock)
@@ -78,24 +82,28 @@ export function createEnqueuer(deps: { config: Config['queue']; commands: Redis;
 
   /** Best effort: a timed-out call may still have taken the lock, and a retry must not find the event "queued". */
   function release(lock: DedupeLock): void {
-    commands.releaseDedupeLock(1 + lock.lanes.length, lock.key, ...lock.lanes, lock.owner, lock.jobId).catch(() => {})
+    scriptCommand(commands, 'releaseDedupeLock', releaseScript, 1 + lock.lanes.length)(lock.key, ...lock.lanes, lock.owner, lock.jobId).catch(() => {})
   }
 
   return {
     // The owner lives in the key for the whole dedupe window: 12 characters, not a 36-character UUID.
-    lockFor: (dedupeKey, lanes = [], owner = randomBytes(9).toString('base64url')) => ({
-      jobId: dedupeKey,
-      key: dedupeLockKey(config.prefix, dedupeKey),
-      jobKey: webhookJobKey(config.prefix, dedupeKey),
-      ttlMs: config.dedupeWindowMs,
-      owner,
-      lanes,
-    }),
+    lockFor(dedupeKey, { instanceId, conversation, lanes = [] }, owner = randomBytes(9).toString('base64url')) {
+      const shard = queues.shardOf(instanceId, conversation, dedupeKey)
+      return {
+        jobId: dedupeKey,
+        shard,
+        key: dedupeLockKey(shard.prefix, dedupeKey),
+        jobKey: webhookJobKey(shard.prefix, dedupeKey),
+        ttlMs: config.dedupeWindowMs,
+        owner,
+        lanes: conversation ? lanes.map((route) => laneKey(shard.prefix, instanceId, route, conversation)) : [],
+      }
+    },
 
     async enqueueWebhook(lock, data, delayMs = 0) {
       if (!(await locked(lock))) return { status: 'already_queued', jobId: lock.jobId }
       try {
-        await queues.webhook.add(JOB.chatwootEvent, data, delayMs > 0 ? { jobId: lock.jobId, delay: delayMs } : { jobId: lock.jobId })
+        await lock.shard.webhook.add(JOB.chatwootEvent, data, delayMs > 0 ? { jobId: lock.jobId, delay: delayMs } : { jobId: lock.jobId })
       } catch (error) {
         log.error({ err: (error as Error).message, jobId: lock.jobId }, 'enqueue failed')
         release(lock)

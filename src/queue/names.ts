@@ -26,10 +26,10 @@ export interface WebhookJobData {
   /** When the API accepted it, ms since the epoch. */
   receivedAt: number
   /**
-   * The conversation lanes (laneKey) the event took its place in when accepted, one per ordered route it matched:
-   * its delivery to that route waits until it heads the lane.
+   * The routes (indexes) whose conversation lane (laneKey, on the event's shard) the event joined when accepted: its
+   * delivery to such a route waits until it heads the lane.
    */
-  lanes?: string[]
+  lanes?: number[]
 }
 
 /** An event's place in one conversation's lane of one route: `entry` (the event's job id) in the list `key`. */
@@ -171,7 +171,3 @@ export function laneKey(prefix: string, instanceId: string, route: number, conve
   return `${prefix}:lane:${instanceId}:r${route}:${conversation.accountId}.${conversation.conversationId}`
 }
 
-/** The route index a laneKey names. */
-export function routeOfLane(key: string): number {
-  return Number(/:r(\d+):\d+\.\d+$/.exec(key)![1])
-}

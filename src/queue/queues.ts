@@ -2,13 +2,23 @@ import { Queue, type DefaultJobOptions } from 'bullmq'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
 import type { Log } from '../log.ts'
-import { JOB, QUEUE, type ChatwootCallsJobData, type DeliveryJobData, type WebhookJobData } from './names.ts'
+import { JOB, QUEUE, type ChatwootCallsJobData, type ConversationRef, type DeliveryJobData, type WebhookJobData } from './names.ts'
+import { shardIndex, shardPrefixes } from './shards.ts'
 
-export interface Queues {
+/** One shard's queues: an event's jobs, dedupe lock and conversation lanes all live on its shard (one hash tag). */
+export interface ShardQueues {
+  /** The shard's key prefix, a hash tag of its own (REDIS_KEY_PREFIX itself when there is one shard). */
+  prefix: string
   webhook: Queue<WebhookJobData, unknown, typeof JOB.chatwootEvent>
   delivery: Queue<DeliveryJobData, unknown, typeof JOB.delivery>
   chatwootNote: Queue<ChatwootCallsJobData, unknown, typeof JOB.chatwootNote>
-  /** Jobs per queue name and state (waiting, active, delayed, failed): one Redis round trip per queue. */
+}
+
+export interface Queues {
+  shards: ShardQueues[]
+  /** The shard of an event (queue/shards.ts). */
+  shardOf(instanceId: string, conversation: ConversationRef | undefined, dedupeKey: string): ShardQueues
+  /** Jobs per queue name and state (waiting, active, delayed, failed), summed over the shards: a round trip per queue. */
   depths(): Promise<Record<string, Record<(typeof DEPTH_STATES)[number], number>>>
   close(): Promise<void>
 }
@@ -25,7 +35,7 @@ const CHATWOOT_NOTE_ATTEMPTS = 8
  */
 export const QUEUE_EVENTS_KEPT = 1000
 
-/** The producer side of every queue, on one fail-fast connection owned by the caller. */
+/** The producer side of every queue of every shard, on one fail-fast connection owned by the caller. */
 export function createQueues(deps: { config: Config['queue']; producer: Redis; log: Log }): Queues {
   const { config, producer, log } = deps
   const kept = {
@@ -34,10 +44,10 @@ export function createQueues(deps: { config: Config['queue']; producer: Redis; l
     removeOnComplete: true,
     removeOnFail: { age: config.retentionSeconds, count: config.retentionCount },
   }
-  const queue = <Data, Name extends string>(name: string, defaultJobOptions: DefaultJobOptions) => {
+  const queue = <Data, Name extends string>(prefix: string, name: string, defaultJobOptions: DefaultJobOptions) => {
     const created = new Queue<Data, unknown, Name>(name, {
       connection: producer,
-      prefix: config.prefix,
+      prefix,
       defaultJobOptions,
       streams: { events: { maxLen: QUEUE_EVENTS_KEPT } },
     })
@@ -45,29 +55,38 @@ export function createQueues(deps: { config: Config['queue']; producer: Redis; l
     created.on('error', (error) => producer.status === 'ready' && log.error({ queue: name, err: error.message }, 'queue error'))
     return created
   }
-  const webhook = queue<WebhookJobData, typeof JOB.chatwootEvent>(QUEUE.webhook, {
-    attempts: config.webhookAttempts,
-    backoff: { type: 'exponential', delay: config.webhookBackoffMs, jitter: 0.5 },
-    ...kept,
-  })
-  // Their tries and backoff are set per job and by the workers' backoff strategy (it honours Retry-After).
-  const delivery = queue<DeliveryJobData, typeof JOB.delivery>(QUEUE.delivery, { backoff: { type: 'hookgate' }, ...kept })
-  const chatwootNote = queue<ChatwootCallsJobData, typeof JOB.chatwootNote>(QUEUE.chatwootNote, {
-    attempts: CHATWOOT_NOTE_ATTEMPTS,
-    backoff: { type: 'hookgate' },
-    ...kept,
-  })
+  const shards = shardPrefixes(config.prefix, config.shards).map(
+    (prefix): ShardQueues => ({
+      prefix,
+      webhook: queue<WebhookJobData, typeof JOB.chatwootEvent>(prefix, QUEUE.webhook, {
+        attempts: config.webhookAttempts,
+        backoff: { type: 'exponential', delay: config.webhookBackoffMs, jitter: 0.5 },
+        ...kept,
+      }),
+      // Their tries and backoff are set per job and by the workers' backoff strategy (it honours Retry-After).
+      delivery: queue<DeliveryJobData, typeof JOB.delivery>(prefix, QUEUE.delivery, { backoff: { type: 'hookgate' }, ...kept }),
+      chatwootNote: queue<ChatwootCallsJobData, typeof JOB.chatwootNote>(prefix, QUEUE.chatwootNote, {
+        attempts: CHATWOOT_NOTE_ATTEMPTS,
+        backoff: { type: 'hookgate' },
+        ...kept,
+      }),
+    }),
+  )
 
   let closing: Promise<void> | undefined
-  const all = [webhook, delivery, chatwootNote]
+  const all = shards.flatMap((shard) => [shard.webhook, shard.delivery, shard.chatwootNote])
   return {
-    webhook,
-    delivery,
-    chatwootNote,
-    depths: async () =>
-      Object.fromEntries(
-        await Promise.all(all.map(async (q) => [q.name, (await q.getJobCounts(...DEPTH_STATES)) as Record<(typeof DEPTH_STATES)[number], number>] as const)),
-      ),
+    shards,
+    shardOf: (instanceId, conversation, dedupeKey) => shards[shardIndex(shards.length, instanceId, conversation, dedupeKey)]!,
+    async depths() {
+      const depths: Record<string, Record<(typeof DEPTH_STATES)[number], number>> = {}
+      const counted = await Promise.all(all.map(async (q) => [q.name, (await q.getJobCounts(...DEPTH_STATES)) as Record<string, number>] as const))
+      for (const [name, counts] of counted) {
+        const sum = (depths[name] ??= { waiting: 0, active: 0, delayed: 0, failed: 0 })
+        for (const state of DEPTH_STATES) sum[state] += counts[state] ?? 0
+      }
+      return depths
+    },
     close: () => (closing ??= Promise.all(all.map((q) => q.close())).then(() => {})),
   }
 }

@@ -1,5 +1,7 @@
 import type { Log } from '../log.ts'
-import type { Enqueuer } from '../queue/enqueue.ts'
+import { routableEvent } from '../ingest/routes.ts'
+import type { Enqueuer, LockedEvent } from '../queue/enqueue.ts'
+import type { WebhookJobData } from '../queue/names.ts'
 import type { RedisBreaker } from '../redis-breaker.ts'
 import { atMost, replicated, type Replicas } from '../redis.ts'
 import type { Spool } from './spool.ts'
@@ -31,7 +33,7 @@ export function startReplayer(deps: { spool: Spool; enqueuer: Enqueuer; breaker:
     for (const segment of await spool.segments()) {
       if (stopped) return
       for (const event of segment.events) {
-        const queued = await atMost(REPLAY_BUDGET_MS, enqueuer.enqueueWebhook(enqueuer.lockFor(event.jobId, event.data.lanes, event.owner), event.data))
+        const queued = await atMost(REPLAY_BUDGET_MS, enqueuer.enqueueWebhook(enqueuer.lockFor(event.jobId, lockedEvent(event.data), event.owner), event.data))
         if (!queued) {
           breaker.failed()
           log.warn({ file: segment.path }, 'spool replay interrupted: Redis is unavailable again; it resumes later')
@@ -60,4 +62,10 @@ export function startReplayer(deps: { spool: Spool; enqueuer: Enqueuer; breaker:
       await running
     },
   }
+}
+
+/** What places a spooled event's lock: its instance and conversation (read again from its body), and its lanes. */
+function lockedEvent(data: WebhookJobData): LockedEvent {
+  const { conversation } = routableEvent(JSON.parse(data.body))
+  return { instanceId: data.instanceId, conversation, lanes: data.lanes }
 }

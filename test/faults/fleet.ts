@@ -107,12 +107,17 @@ export interface LoadReport {
   /** Message ids answered 2xx: the gateway promised to process them. */
   accepted: Set<number>
   spooled: number
-  /** Answer times, ms, with when each request was sent, and what the answer said (`queued`, `spooled`, …). */
-  timings: { at: number; ms: number; status: number; said?: string }[]
+  /** Answer times, ms, with the message id, when each request was sent, and what the answer said (`queued`, `spooled`, …). */
+  timings: { id: number; at: number; ms: number; status: number; said?: string }[]
 }
 
 /** The conversations the load's messages belong to, in turn: a conversation's deliveries go one at a time. */
 const LOAD_CONVERSATIONS = 64
+
+/** Message `id` of the steady load, as Chatwoot sends it (the same bytes each time: a repeat is a repeat). */
+export function loadMessage(id: number): string {
+  return toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: id, conversationId: 1000 + (id % LOAD_CONVERSATIONS) }))
+}
 
 /**
  * Steady load from `concurrency` clients, each sending new message_created events one after another over fresh
@@ -132,7 +137,7 @@ export function startLoad(base: string, concurrency = 6, firstId = 5_000_000) {
       const answer = await fetch(`${base}/webhook/chatwoot/acme?token=${ACME_TOKEN}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', connection: 'close' },
-        body: toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: id, conversationId: 1000 + (id % LOAD_CONVERSATIONS) })),
+        body: loadMessage(id),
         keepalive: false,
         signal: AbortSignal.timeout(10_000),
       }).then(
@@ -140,7 +145,7 @@ export function startLoad(base: string, concurrency = 6, firstId = 5_000_000) {
         () => ({ status: 0, body: {} as { status?: string } }),
       )
       report.statuses[answer.status] = (report.statuses[answer.status] ?? 0) + 1
-      report.timings.push({ at, ms: Date.now() - at, status: answer.status, said: answer.body.status })
+      report.timings.push({ id, at, ms: Date.now() - at, status: answer.status, said: answer.body.status })
       if (answer.status >= 200 && answer.status < 300) report.accepted.add(id)
       if (answer.body.status === 'spooled') report.spooled++
       const answered = report.timings.length

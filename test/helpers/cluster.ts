@@ -50,21 +50,30 @@ export async function startCluster(options: { persistent?: boolean } = {}) {
   } finally {
     for (const node of nodes) node.disconnect()
   }
+  const onEachNode = <T>(work: (node: Redis) => Promise<T>): Promise<T[]> =>
+    Promise.all(
+      ports.map(async (port) => {
+        const node = new Redis({ host: '127.0.0.1', port })
+        try {
+          return await work(node)
+        } finally {
+          node.disconnect()
+        }
+      }),
+    )
   return {
     ports,
     env: { REDIS_CLUSTER_NODES: ports.map((p) => `127.0.0.1:${p}`).join(',') },
-    /** Keys each master holds, in port order. */
-    async keysPerNode(): Promise<number[]> {
-      return Promise.all(
-        ports.map(async (port) => {
-          const node = new Redis({ host: '127.0.0.1', port })
-          try {
-            return await node.dbsize()
-          } finally {
-            node.disconnect()
-          }
-        }),
-      )
+    /** Keys each master holds (matching `pattern`, or all), in port order. */
+    keysPerNode: (pattern?: string) => onEachNode(async (node) => (pattern ? (await node.keys(pattern)).length : node.dbsize())),
+    /** Commands each master ran since the last resetStats (INFO commandstats), in port order. */
+    commandsPerNode: () =>
+      onEachNode(async (node) => {
+        const stats = (await node.info('commandstats')) as string
+        return [...stats.matchAll(/^cmdstat_(?!info|config)[^:]+:calls=(\d+)/gm)].reduce((sum, match) => sum + Number(match[1]), 0)
+      }),
+    async resetStats() {
+      await onEachNode((node) => node.config('RESETSTAT'))
     },
     async stop() {
       for (const child of children) child.kill('SIGKILL')

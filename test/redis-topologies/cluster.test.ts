@@ -1,8 +1,7 @@
 import { afterAll, describe, expect, test } from 'bun:test'
 import { Cluster } from 'ioredis'
 import { eventLogKey } from '../../src/queue/names.ts'
-import { startFleet, startLoad, summary } from '../faults/fleet.ts'
-import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
+import { loadMessage, startFleet, startLoad, summary } from '../faults/fleet.ts'
 import { startCluster } from '../helpers/cluster.ts'
 import { ACME_TOKEN } from '../helpers/deps.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
@@ -25,9 +24,10 @@ describe('Redis Cluster: three masters', () => {
     client = new Cluster(cluster.ports.map((port) => ({ host: '127.0.0.1', port })))
     unused = await startRedis()
     fleet = await startFleet(unused, cluster.env, undefined, client)
+    await cluster.resetStats()
 
     const load = startLoad(fleet.base)
-    await load.answered(300)
+    await load.answered(600)
     const report = await load.stop()
     const outcome = await fleet.settle(report.accepted)
     summary('cluster, steady load', report, outcome, 0)
@@ -40,7 +40,7 @@ describe('Redis Cluster: three masters', () => {
     const repeat = await fetch(`${fleet.base}/webhook/chatwoot/acme?token=${ACME_TOKEN}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: [...report.accepted][0]! })),
+      body: loadMessage([...report.accepted][0]!),
     })
     expect(await repeat.json()).toMatchObject({ status: 'already_queued' })
 
@@ -55,8 +55,29 @@ describe('Redis Cluster: three masters', () => {
     expect(await client.xlen(eventLogKey(fleet.env.REDIS_KEY_PREFIX!, 'acme'))).toBeGreaterThan(0)
     await fleet.gateway.waitFor(/"msg":"became leader; running fleet duties"/)
 
-    // Spread: every master holds keys (the queues share one slot by design; markers, logs, buckets do not).
-    const perNode = await cluster.keysPerNode()
-    expect(perNode.every((keys) => keys > 0)).toBe(true)
+    // Spread: the queues are split into shards (REDIS_QUEUE_SHARDS, 6 by default on a cluster), two per master here:
+    // every master holds queue keys, and does its share of the work.
+    const name = fleet.env.REDIS_KEY_PREFIX!.slice(1, -1)
+    const queueKeys = await cluster.keysPerNode(`{${name}-s*:webhook:*`)
+    expect(queueKeys.every((keys) => keys > 0)).toBe(true)
+    const commands = await cluster.commandsPerNode()
+    const mean = commands.reduce((a, b) => a + b, 0) / commands.length
+    console.log(`[cluster] queue keys per master ${queueKeys.join(', ')}; commands per master ${commands.join(', ')} (mean ${Math.round(mean)})`)
+    for (const count of commands) expect(Math.abs(count - mean) / mean).toBeLessThanOrEqual(0.35)
+
+    // Order: of two messages of one conversation, the one answered before the other was sent reached the bot first.
+    const firstArrival = new Map<number, number>()
+    fleet.destination.requests.forEach((request, index) => {
+      const id = (JSON.parse(request.body) as { id: number }).id
+      if (!firstArrival.has(id)) firstArrival.set(id, index)
+    })
+    const sent = report.timings.filter((t) => t.status === 202).sort((a, b) => a.at - b.at)
+    const outOfOrder = sent.flatMap((later) =>
+      sent
+        .filter((earlier) => earlier.id % 64 === later.id % 64 && earlier.at + earlier.ms <= later.at)
+        .filter((earlier) => firstArrival.get(earlier.id)! > firstArrival.get(later.id)!)
+        .map((earlier) => `${earlier.id} after ${later.id}`),
+    )
+    expect(outOfOrder).toEqual([])
   }, 120_000)
 })
