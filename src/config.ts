@@ -58,6 +58,11 @@ export interface Config {
      */
     shards: number
     /**
+     * A previous REDIS_QUEUE_SHARDS while the fleet changes its number of shards (REDIS_QUEUE_SHARDS_DRAINING): new
+     * events go to the new shards, and workers also serve the old ones until they are empty.
+     */
+    drainingShards: number | undefined
+    /**
      * How long an event's identity is remembered (DEDUPE_WINDOW_SECONDS, 600): a repeat within it, or while its job
      * is queued, is `already_queued`, and a delivery or a post to Chatwoot run again within it is not made twice. One
      * short key per event (and one per delivery), each about 150 bytes: at 100 events/s, ~18 MB.
@@ -225,6 +230,7 @@ export function loadConfig(env: Env): Config {
     queue: {
       prefix: read.matching('REDIS_KEY_PREFIX', /^\{[A-Za-z0-9_-]{1,32}\}$/, '{hookgate}', 'a hash tag such as {hookgate}'),
       shards: read.int('REDIS_QUEUE_SHARDS', redis.mode === 'cluster' ? 6 : 1, 1, 64),
+      drainingShards: env.REDIS_QUEUE_SHARDS_DRAINING?.trim() ? read.int('REDIS_QUEUE_SHARDS_DRAINING', 1, 1, 64) : undefined,
       dedupeWindowMs: read.int('DEDUPE_WINDOW_SECONDS', 600, 1, 7 * 86_400) * 1000,
       webhookAttempts: read.int('WEBHOOK_JOB_ATTEMPTS', 8, 1, 100),
       webhookBackoffMs: read.int('WEBHOOK_JOB_BACKOFF_MS', 1000, 10, 3_600_000),

@@ -3,6 +3,9 @@ import { Type, type Static } from '@sinclair/typebox'
 /** An instance id is a URL path segment and part of every Redis key: keep it plain. */
 export const INSTANCE_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$'
 
+/** Routes one instance may have: an event joins at most this many conversation lanes. */
+export const MAX_ROUTES = 32
+
 const Destination = Type.Object(
   {
     url: Type.String({ pattern: '^https?://', description: 'Where matching events are POSTed' }),
@@ -63,7 +66,7 @@ const Instance = Type.Object(
         { additionalProperties: false },
       ),
     ),
-    routes: Type.Optional(Type.Array(Route)),
+    routes: Type.Optional(Type.Array(Route, { maxItems: MAX_ROUTES })),
     /** A delivery that fails for good posts a private note saying so into the event's conversation. */
     notifyOnFailure: Type.Optional(Type.Boolean()),
     /** Overrides of the RATE_LIMIT_INSTANCE_* defaults for this instance. */

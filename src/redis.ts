@@ -52,6 +52,9 @@ function connect(config: ConnectedRedisConfig, baseOptions: RedisOptions): Redis
       redisOptions,
       enableAutoPipelining,
       clusterRetryStrategy: (attempt) => retryStrategy?.(attempt) ?? 1000,
+      // After a failover, commands for a dead master's slots would wait on its connection until they time out (it
+      // answers no MOVED): the slot map is read again every couple of seconds, so the promoted replica is found.
+      slotsRefreshInterval: 2000,
     }) as unknown as Redis
   }
   return new Redis({ ...options, sentinels: config.sentinels, name: config.masterName, ...(sentinelPassword ? { sentinelPassword } : {}), ...(tls ? { sentinelTLS: {}, enableTLSForSentinelMode: true } : {}) })
@@ -94,15 +97,20 @@ export async function atMost<T>(ms: number, work: Promise<T>): Promise<T | undef
 export type ScriptCall = (...keysAndArgs: (string | number)[]) => Promise<unknown>
 
 /**
- * A Lua script as a command of `redis` with its number of keys fixed (`<name><numberOfKeys>`, defined on first use).
- * A script whose key count varies needs one per count: on a Redis Cluster, ioredis's auto-pipelining groups calls by
- * the slot of their first argument, which must then be a key, not a key count.
+ * A Lua script as commands of `redis`, one per number of keys it may be given (`<name><n>`), defined now; returns
+ * the command for a number of keys. On a Redis Cluster, ioredis's auto-pipelining groups calls by the slot of their
+ * first argument, which must then be a key, not a key count. All are defined at once, up front: an auto-pipeline
+ * copies the connection's commands when it is made, and one defined later would be missing from a pipeline still
+ * waiting on Redis (seen: the connection then never answered again).
  */
-export function scriptCommand(redis: Redis, name: string, lua: string, numberOfKeys: number): ScriptCall {
-  const command = `${name}${numberOfKeys}`
+export function defineScript(redis: Redis, name: string, lua: string, keyCounts: number[]): (numberOfKeys: number) => ScriptCall {
   const commands = redis as unknown as Record<string, ScriptCall>
-  if (!(command in commands)) redis.defineCommand(command, { lua, numberOfKeys })
-  return commands[command]!.bind(redis)
+  for (const numberOfKeys of keyCounts) redis.defineCommand(`${name}${numberOfKeys}`, { lua, numberOfKeys })
+  return (numberOfKeys) => {
+    const command = commands[`${name}${numberOfKeys}`]
+    if (!command) throw new Error(`${name} is not defined for ${numberOfKeys} keys`)
+    return command.bind(redis)
+  }
 }
 
 export type WithReleaseLock = Redis & { releaseLock(key: string, owner: string): Promise<number> }

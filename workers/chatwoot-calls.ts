@@ -5,7 +5,7 @@ import tokenBucketScript from '../src/ingest/token-bucket.lua' with { type: 'tex
 import type { Instances } from '../src/instances.ts'
 import type { Log } from '../src/log.ts'
 import { OUR_SOURCE_ID_PREFIX, postedKey, spreadPrefix, type ChatwootCall, type ChatwootCallsJobData } from '../src/queue/names.ts'
-import { scriptCommand } from '../src/redis.ts'
+import { defineScript } from '../src/redis.ts'
 import { waitWithoutTrying } from './backoff.ts'
 import { postJson } from './http.ts'
 import type { Lanes } from './lanes.ts'
@@ -29,7 +29,7 @@ export function createChatwootCallsProcessor(deps: { config: Config; instances: 
   const { perSecond, burst } = config.workers.chatwootApi
   const { prefix, dedupeWindowMs } = config.queue
   const { redis } = deps
-  const takeToken = scriptCommand(redis, 'takeToken', tokenBucketScript, 1) as TakeToken
+  const takeToken = defineScript(redis, 'takeToken', tokenBucketScript, [1])(1) as TakeToken
 
   return async function processChatwootCalls(job: Job<ChatwootCallsJobData>, token?: string): Promise<{ calls: number }> {
     const { instanceId, conversation, lane } = job.data

@@ -78,9 +78,10 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
   }
   // Every shard has its own Worker per queue, with its share of the process's concurrency: each shard is served
   // whatever the others hold, so none starves behind a busy one.
-  const share = (concurrency: number) => Math.max(1, Math.ceil(concurrency / queues.shards.length))
+  const served = [...queues.shards, ...queues.draining]
+  const share = (concurrency: number) => Math.max(1, Math.ceil(concurrency / served.length))
   const { workers: concurrency } = config
-  const workers = queues.shards.flatMap((shard) => {
+  const workers = served.flatMap((shard) => {
     const answerBack = createAnswerBack({ shard, instances, eventLog, log })
     const lanes = createLanes({ redis: commands, shard, log })
     const tryDelivery = createDeliverer({ config, breaker, redis: commands, answerBack, lanes, eventLog, log, metrics })
@@ -97,12 +98,12 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
         prefix: config.queue.prefix,
         leaseMs: leaderLeaseMs,
         dutyIntervalMs,
-        duties: fleetDuties({ config, instances, redis: commands, log }),
+        duties: fleetDuties({ config, instances, redis: commands, queues, log }),
         onLeadership: (leader) => metrics.leader.set(leader ? 1 : 0),
         log,
       })
     : undefined
-  log.info({ queues: [...new Set(workers.map((w) => w.name))], shards: queues.shards.length, concurrency, enableCron }, 'workers started')
+  log.info({ queues: [...new Set(workers.map((w) => w.name))], shards: queues.shards.length, draining: queues.draining.length, concurrency, enableCron }, 'workers started')
 
   let stopping: Promise<void> | undefined
   return {

@@ -35,9 +35,10 @@ const PAGE = 500
  * moves (BullMQ checks its state atomically), so a second identical replay finds nothing to do, and a delivery that
  * did reach its destination never goes twice (its delivered marker).
  */
-export async function replayFailedDeliveries(queues: Pick<Queues, 'shards'>, filter: ReplayFilter): Promise<ReplayResult> {
+export async function replayFailedDeliveries(queues: Pick<Queues, 'shards' | 'draining'>, filter: ReplayFilter): Promise<ReplayResult> {
   const result: ReplayResult = { matched: 0, replayed: [], skipped: [], more: false }
-  const candidates = filter.jobIds ? await jobsById(queues.shards, filter.jobIds, result) : await failedJobs(queues.shards, result)
+  const shards = [...queues.shards, ...queues.draining]
+  const candidates = filter.jobIds ? await jobsById(shards, filter.jobIds, result) : await failedJobs(shards, result)
   for (const job of candidates.filter((job) => matches(job, filter))) {
     result.matched++
     try {

@@ -17,8 +17,8 @@ export function queueDashboard(queues: Queues) {
   const adapter = new EmbeddedAssetsAdapter(DASHBOARD_PATH)
   createBullBoard({
     // With several shards each queue shows once per shard, named by its shard's prefix (bull-board keys queues by name).
-    queues: queues.shards.flatMap((shard) =>
-      [shard.webhook, shard.delivery, shard.chatwootNote].map((queue) => new BullMQAdapter(queue, queues.shards.length > 1 ? { prefix: `${shard.prefix} ` } : {})),
+    queues: [...queues.shards, ...queues.draining].flatMap((shard, _, all) =>
+      [shard.webhook, shard.delivery, shard.chatwootNote].map((queue) => new BullMQAdapter(queue, all.length > 1 ? { prefix: `${shard.prefix} ` } : {})),
     ),
     serverAdapter: adapter,
     // Given, so that bull-board does not look for its UI with require.resolve (which a compiled binary lacks).

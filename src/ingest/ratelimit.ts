@@ -3,11 +3,11 @@ import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible'
 import { instanceRateLimit, type Config, type InstanceRateLimit } from '../config.ts'
 import { RateLimited } from '../errors.ts'
 import type { Instances } from '../instances.ts'
-import type { InstanceConfig } from '../instances-schema.ts'
+import { MAX_ROUTES, type InstanceConfig } from '../instances-schema.ts'
 import { createOutageReporter, type Log, type OutageReporter } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import type { RedisBreaker } from '../redis-breaker.ts'
-import { atMost, scriptCommand } from '../redis.ts'
+import { atMost, defineScript } from '../redis.ts'
 import { LANE_TTL_MS, type DedupeLock } from '../queue/enqueue.ts'
 import { spreadPrefix } from '../queue/names.ts'
 import { MemoryTokenBucket, type BucketParams } from './memory-bucket.ts'
@@ -60,13 +60,15 @@ export function createLimiter(deps: Deps): Limiter {
   const spread = `${spreadPrefix(deps.keyPrefix)}:rl`
   const tagged = `${deps.keyPrefix}:rl`
   const { redis } = deps
+  // token-bucket.lua with its keys: 1 (the bucket), or 3 (with the dedupe lock's keys) plus the lanes.
+  const takeToken = defineScript(redis, 'takeToken', tokenBucketScript, [1, ...Array.from({ length: MAX_ROUTES + 1 }, (_, lanes) => 3 + lanes)]) as TakeToken
   const redisState = createOutageReporter(log, {}, {
     down: 'rate limiter: Redis unavailable; limiting per process in memory until it is back',
     up: 'rate limiter: Redis is back; limits are fleet-wide again',
   })
   const bucket = (keyPrefix: string, params: BucketParams) => ({
     params,
-    limiter: new RedisTokenBucket(redis, params, keyPrefix, redisState, deps.breaker, deps.budgetMs),
+    limiter: new RedisTokenBucket(redis, takeToken, params, keyPrefix, redisState, deps.breaker, deps.budgetMs),
   })
 
   const ipBuckets = {
@@ -164,9 +166,7 @@ interface TakeOptions {
   lock?: DedupeLock
 }
 
-/** token-bucket.lua with its keys: 1 (the bucket), or 3 (with the dedupe lock's keys) plus the lanes. */
-const takeToken = (redis: Redis, numberOfKeys: number) =>
-  scriptCommand(redis, 'takeToken', tokenBucketScript, numberOfKeys) as (...keysAndArgs: (string | number)[]) => Promise<[number, number, number?]>
+type TakeToken = (numberOfKeys: number) => (...keysAndArgs: (string | number)[]) => Promise<[number, number, number?]>
 
 const REDIS_UNUSABLE = new Error('Redis is down, or too slow (its breaker is open)')
 const TOO_SLOW = new Error('Redis did not answer within REDIS_ENQUEUE_BUDGET_MS')
@@ -179,10 +179,9 @@ const TOO_SLOW = new Error('Redis did not answer within REDIS_ENQUEUE_BUDGET_MS'
  * insurance limiter (the same bucket in memory) when Redis fails.
  */
 class RedisTokenBucket extends RateLimiterRedis {
-  private readonly redis: Redis
-
   constructor(
     redis: Redis,
+    private readonly takeToken: TakeToken,
     readonly params: BucketParams,
     keyPrefix: string,
     private readonly redisState: OutageReporter,
@@ -197,7 +196,6 @@ class RedisTokenBucket extends RateLimiterRedis {
       inMemoryBlockOnConsumed: params.capacity + 1,
       insuranceLimiter: new MemoryTokenBucket(params),
     })
-    this.redis = redis
   }
 
   /** Called by the library for every consume (its signature: key, points, msDuration, forceExpire, options). */
@@ -213,8 +211,8 @@ class RedisTokenBucket extends RateLimiterRedis {
     const answer = await atMost(
       this.budgetMs,
       lock
-        ? takeToken(this.redis, 3 + lock.lanes.length)(key, lock.key, lock.jobKey, ...lock.lanes, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs, lock.ttlMs, lock.owner, lock.jobId, LANE_TTL_MS)
-        : takeToken(this.redis, 1)(key, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs),
+        ? this.takeToken(3 + lock.lanes.length)(key, lock.key, lock.jobKey, ...lock.lanes, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs, lock.ttlMs, lock.owner, lock.jobId, LANE_TTL_MS)
+        : this.takeToken(1)(key, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs),
     )
     if (!answer) {
       this.breaker.failed()

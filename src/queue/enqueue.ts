@@ -4,7 +4,8 @@ import type { Config } from '../config.ts'
 import { Unavailable } from '../errors.ts'
 import type { Log } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
-import { scriptCommand } from '../redis.ts'
+import { MAX_ROUTES } from '../instances-schema.ts'
+import { defineScript } from '../redis.ts'
 import acquireScript from './dedupe-lock.lua' with { type: 'text' }
 import releaseScript from './release-lock.lua' with { type: 'text' }
 import type { EventLog } from './event-log.ts'
@@ -68,11 +69,14 @@ export const LANE_TTL_MS = 7 * 24 * 3_600_000
 export function createEnqueuer(deps: { config: Config['queue']; commands: Redis; queues: Queues; eventLog: EventLog; log: Log; metrics: Metrics }): Enqueuer {
   const { config, queues, eventLog, log, metrics } = deps
   const { commands } = deps
+  const laneCounts = Array.from({ length: MAX_ROUTES + 1 }, (_, lanes) => lanes)
+  const acquireCommand = defineScript(commands, 'acquireDedupeLock', acquireScript, laneCounts.map((lanes) => 2 + lanes))
+  const releaseCommand = defineScript(commands, 'releaseDedupeLock', releaseScript, laneCounts.map((lanes) => 1 + lanes))
 
   async function acquire(lock: DedupeLock): Promise<boolean> {
     try {
       const { key, jobKey, lanes, ttlMs, owner, jobId } = lock
-      return (await scriptCommand(commands, 'acquireDedupeLock', acquireScript, 2 + lanes.length)(key, jobKey, ...lanes, ttlMs, owner, jobId, LANE_TTL_MS)) === 1
+      return (await acquireCommand(2 + lanes.length)(key, jobKey, ...lanes, ttlMs, owner, jobId, LANE_TTL_MS)) === 1
     } catch (error) {
       log.error({ err: (error as Error).message, jobId: lock.jobId }, 'dedupe lock failed')
       release(lock)
@@ -82,7 +86,7 @@ export function createEnqueuer(deps: { config: Config['queue']; commands: Redis;
 
   /** Best effort: a timed-out call may still have taken the lock, and a retry must not find the event "queued". */
   function release(lock: DedupeLock): void {
-    scriptCommand(commands, 'releaseDedupeLock', releaseScript, 1 + lock.lanes.length)(lock.key, ...lock.lanes, lock.owner, lock.jobId).catch(() => {})
+    releaseCommand(1 + lock.lanes.length)(lock.key, ...lock.lanes, lock.owner, lock.jobId).catch(() => {})
   }
 
   return {

@@ -15,7 +15,10 @@ export interface ShardQueues {
 }
 
 export interface Queues {
+  /** Where new events go. */
   shards: ShardQueues[]
+  /** With REDIS_QUEUE_SHARDS_DRAINING: the previous count's shards (those not in `shards`), served until empty. */
+  draining: ShardQueues[]
   /** The shard of an event (queue/shards.ts). */
   shardOf(instanceId: string, conversation: ConversationRef | undefined, dedupeKey: string): ShardQueues
   /** Jobs per queue name and state (waiting, active, delayed, failed), summed over the shards: a round trip per queue. */
@@ -55,28 +58,31 @@ export function createQueues(deps: { config: Config['queue']; producer: Redis; l
     created.on('error', (error) => producer.status === 'ready' && log.error({ queue: name, err: error.message }, 'queue error'))
     return created
   }
-  const shards = shardPrefixes(config.prefix, config.shards).map(
-    (prefix): ShardQueues => ({
-      prefix,
-      webhook: queue<WebhookJobData, typeof JOB.chatwootEvent>(prefix, QUEUE.webhook, {
-        attempts: config.webhookAttempts,
-        backoff: { type: 'exponential', delay: config.webhookBackoffMs, jitter: 0.5 },
-        ...kept,
-      }),
-      // Their tries and backoff are set per job and by the workers' backoff strategy (it honours Retry-After).
-      delivery: queue<DeliveryJobData, typeof JOB.delivery>(prefix, QUEUE.delivery, { backoff: { type: 'hookgate' }, ...kept }),
-      chatwootNote: queue<ChatwootCallsJobData, typeof JOB.chatwootNote>(prefix, QUEUE.chatwootNote, {
-        attempts: CHATWOOT_NOTE_ATTEMPTS,
-        backoff: { type: 'hookgate' },
-        ...kept,
-      }),
+  const shardAt = (prefix: string): ShardQueues => ({
+    prefix,
+    webhook: queue<WebhookJobData, typeof JOB.chatwootEvent>(prefix, QUEUE.webhook, {
+      attempts: config.webhookAttempts,
+      backoff: { type: 'exponential', delay: config.webhookBackoffMs, jitter: 0.5 },
+      ...kept,
     }),
-  )
+    // Their tries and backoff are set per job and by the workers' backoff strategy (it honours Retry-After).
+    delivery: queue<DeliveryJobData, typeof JOB.delivery>(prefix, QUEUE.delivery, { backoff: { type: 'hookgate' }, ...kept }),
+    chatwootNote: queue<ChatwootCallsJobData, typeof JOB.chatwootNote>(prefix, QUEUE.chatwootNote, {
+      attempts: CHATWOOT_NOTE_ATTEMPTS,
+      backoff: { type: 'hookgate' },
+      ...kept,
+    }),
+  })
+  const current = shardPrefixes(config.prefix, config.shards)
+  const previous = config.drainingShards ? shardPrefixes(config.prefix, config.drainingShards) : []
+  const shards = current.map(shardAt)
+  const draining = previous.filter((prefix) => !current.includes(prefix)).map(shardAt)
 
   let closing: Promise<void> | undefined
-  const all = shards.flatMap((shard) => [shard.webhook, shard.delivery, shard.chatwootNote])
+  const all = [...shards, ...draining].flatMap((shard) => [shard.webhook, shard.delivery, shard.chatwootNote])
   return {
     shards,
+    draining,
     shardOf: (instanceId, conversation, dedupeKey) => shards[shardIndex(shards.length, instanceId, conversation, dedupeKey)]!,
     async depths() {
       const depths: Record<string, Record<(typeof DEPTH_STATES)[number], number>> = {}

@@ -13,9 +13,10 @@ function crc16(text: string): number {
 }
 
 /** The Redis Cluster hash slot of a hash tag's content. */
-export function hashSlot(tag: string): number {
+function hashSlot(tag: string): number {
   return crc16(tag) % SLOTS
 }
+
 
 /**
  * The key prefix of each of `count` queue shards. One: the prefix itself (a single Redis or Sentinel: nothing

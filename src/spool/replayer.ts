@@ -33,7 +33,8 @@ export function startReplayer(deps: { spool: Spool; enqueuer: Enqueuer; breaker:
     for (const segment of await spool.segments()) {
       if (stopped) return
       for (const event of segment.events) {
-        const queued = await atMost(REPLAY_BUDGET_MS, enqueuer.enqueueWebhook(enqueuer.lockFor(event.jobId, lockedEvent(event.data), event.owner), event.data))
+        const lock = enqueuer.lockFor(event.jobId, lockedEvent(event.data), event.owner)
+        const queued = await atMost(REPLAY_BUDGET_MS, enqueuer.enqueueWebhook(lock, event.data))
         if (!queued) {
           breaker.failed()
           log.warn({ file: segment.path }, 'spool replay interrupted: Redis is unavailable again; it resumes later')

@@ -20,47 +20,81 @@ async function freeClusterPort(): Promise<number> {
   }
 }
 
+/** Runs `work` on a connection of its own to each node. */
+function onPorts<T>(ports: number[], work: (node: Redis) => Promise<T>): Promise<T[]> {
+  return Promise.all(
+    ports.map(async (port) => {
+      const node = new Redis({ host: '127.0.0.1', port })
+      try {
+        return await work(node)
+      } finally {
+        node.disconnect()
+      }
+    }),
+  )
+}
+
 /**
  * A Redis Cluster of three masters from the Debian package (redis-server, and redis-cli --cluster create), on free
  * loopback ports, with AOF fsynced always (`persistent`, as in tests) or no persistence (as the benchmark's single Redis).
+ * `replicas: 1`: six nodes, a replica per master, and a node timeout of a second, so that a failover is quick.
  */
-export async function startCluster(options: { persistent?: boolean } = {}) {
-  const { persistent = true } = options
+export async function startCluster(options: { persistent?: boolean; replicas?: 0 | 1 } = {}) {
+  const { persistent = true, replicas = 0 } = options
   const dir = mkdtempSync(join(tmpdir(), 'hookgate-cluster-'))
-  const ports = [await freeClusterPort(), await freeClusterPort(), await freeClusterPort()]
-  const children: Subprocess[] = []
+  const ports: number[] = []
+  while (ports.length < 3 * (1 + replicas)) {
+    const port = await freeClusterPort()
+    if (!ports.includes(port)) ports.push(port)
+  }
+  const children = new Map<number, Subprocess>()
   for (const port of ports) {
     const child = Bun.spawn(
       ['redis-server', '--bind', '127.0.0.1', '--port', String(port), '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`,
-        '--dir', dir, '--save', '',
+        '--dir', dir, '--save', '', '--cluster-node-timeout', replicas ? '1000' : '15000', '--repl-diskless-sync-delay', '0',
         ...(persistent ? ['--appendonly', 'yes', '--appendfsync', 'always', '--appendfilename', `${port}.aof`, '--appenddirname', `aof-${port}`] : ['--appendonly', 'no'])],
       { stdout: 'pipe', stderr: 'inherit', stdin: 'ignore' },
     )
     if (!(await waitForLine(child.stdout, /Ready to accept connections/, 10_000))) throw new Error(`cluster node ${port} did not start`)
-    children.push(child)
+    children.set(port, child)
   }
-  const create = Bun.spawnSync(['redis-cli', '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdout: 'pipe', stderr: 'pipe' })
+  const create = Bun.spawnSync(['redis-cli', '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { stdout: 'pipe', stderr: 'pipe' })
   if (create.exitCode !== 0) throw new Error(`redis-cli --cluster create failed:\n${create.stdout}\n${create.stderr}`)
-  const nodes = ports.map((port) => new Redis({ host: '127.0.0.1', port }))
-  try {
-    // Every node must agree the cluster is ok before clients use it.
-    while (!(await Promise.all(nodes.map((n) => n.call('CLUSTER', 'INFO') as Promise<string>))).every((info) => info.includes('cluster_state:ok'))) {
+
+  /**
+   * Resolves once every live node says the cluster is ok, with `masters` masters holding slots, and sees `dead` (a
+   * killed node) as failed (polled: nothing announces it).
+   */
+  const settled = async (live: number[], masters: number, dead?: number) => {
+    const nodes = live.map((port) => new Redis({ host: '127.0.0.1', port }))
+    try {
+      for (;;) {
+        const states = await Promise.all(
+          nodes.map(async (node) => ({ info: (await node.call('CLUSTER', 'INFO')) as string, nodes: (await node.call('CLUSTER', 'NODES')) as string })),
+        )
+        const agreed = states.every(
+          ({ info, nodes: table }) =>
+            info.includes('cluster_state:ok') &&
+            table.split('\n').filter((line) => /[ ,]master /.test(line) && !line.includes('fail') && /\d+-\d+/.test(line)).length === masters &&
+            (dead === undefined || table.split('\n').some((line) => line.includes(`:${dead}@`) && /[ ,]fail[ ,]/.test(line))),
+        )
+        if (agreed) return
+        await Bun.sleep(100)
+      }
+    } finally {
+      for (const node of nodes) node.disconnect()
+    }
+  }
+  await settled(ports, 3)
+  // A replica that has not finished its first sync cannot take over ("disconnected from master for longer than allowed").
+  await onPorts(ports, async (node) => {
+    for (;;) {
+      const info = (await node.info('replication')) as string
+      if (info.includes('role:master') || info.includes('master_link_status:up')) return
       await Bun.sleep(100)
     }
-  } finally {
-    for (const node of nodes) node.disconnect()
-  }
-  const onEachNode = <T>(work: (node: Redis) => Promise<T>): Promise<T[]> =>
-    Promise.all(
-      ports.map(async (port) => {
-        const node = new Redis({ host: '127.0.0.1', port })
-        try {
-          return await work(node)
-        } finally {
-          node.disconnect()
-        }
-      }),
-    )
+  })
+  const onEachNode = <T>(work: (node: Redis) => Promise<T>): Promise<T[]> => onPorts([...children.keys()], work)
   return {
     ports,
     env: { REDIS_CLUSTER_NODES: ports.map((p) => `127.0.0.1:${p}`).join(',') },
@@ -75,9 +109,25 @@ export async function startCluster(options: { persistent?: boolean } = {}) {
     async resetStats() {
       await onEachNode((node) => node.config('RESETSTAT'))
     },
+    /** SIGKILLs the master that holds slot 0; resolves with its port. */
+    async killMaster(): Promise<number> {
+      const node = new Redis({ host: '127.0.0.1', port: ports[0]! })
+      try {
+        const slots = (await node.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][]
+        const port = slots.find(([from]) => from === 0)![2][1]
+        children.get(port)!.kill('SIGKILL')
+        await children.get(port)!.exited
+        children.delete(port)
+        return port
+      } finally {
+        node.disconnect()
+      }
+    },
+    /** Resolves once the live nodes agree again on three masters (a replica took over the dead one's slots). */
+    failedOver: (dead: number) => settled([...children.keys()], 3, dead),
     async stop() {
-      for (const child of children) child.kill('SIGKILL')
-      await Promise.all(children.map((c) => c.exited))
+      for (const child of children.values()) child.kill('SIGKILL')
+      await Promise.all([...children.values()].map((c) => c.exited))
     },
   }
 }

@@ -80,4 +80,30 @@ describe('Redis Cluster: three masters', () => {
     )
     expect(outOfOrder).toEqual([])
   }, 120_000)
+
+  // Not yet reliable (see the README's Cluster section): one run in three loses events, with the workers' BullMQ
+  // connections reporting "Too many Cluster redirections" through the failover. `bun test --todo` runs it.
+  test.todo('a master killed, with a replica per master: the cluster fails over, the spool covers the gap, nothing acknowledged is lost', async () => {
+    client?.disconnect()
+    await fleet?.stop()
+    await cluster?.stop()
+    cluster = await startCluster({ replicas: 1 })
+    client = new Cluster(cluster.ports.map((port) => ({ host: '127.0.0.1', port })))
+    unused ??= await startRedis()
+    fleet = await startFleet(unused, cluster.env, undefined, client)
+
+    const load = startLoad(fleet.base)
+    await load.answered(200)
+    const killed = await cluster.killMaster()
+    const killedAt = Date.now()
+    await cluster.failedOver(killed)
+    const failedOverMs = Date.now() - killedAt
+    await load.answered(300)
+    const report = await load.stop()
+    const outcome = await fleet.settle(report.accepted, 90_000)
+    summary(`cluster master SIGKILL (failover in ${failedOverMs} ms)`, report, outcome, outcome.settledAt - killedAt)
+    expect(Object.keys(report.statuses).filter((status) => status !== '202')).toEqual([])
+    expect(report.spooled).toBeGreaterThan(0)
+    expect(outcome.missing).toEqual([])
+  }, 120_000)
 })
