@@ -170,6 +170,7 @@ const results: {
   peak?: { target: string; kind: Target['kind']; runs: PeakRun[]; median: PeakRun }[]
   metrics?: Awaited<ReturnType<typeof peak>>
   cluster?: Awaited<ReturnType<typeof peak>>
+  clusterPipeline?: PipelineResult[]
   rate?: ArrivalRateResult & { target: string; accepted: number; jobs: number; lost: number; unanswered: number }
   workers?: WorkerResult[]
   pipeline?: PipelineResult[]
@@ -178,7 +179,10 @@ const results: {
 try {
   if (settings.scenarios.has('peak')) results.peak = await peak([express, floor, ...settings.apiProcesses.map((n) => hookgate(n))])
   if (settings.scenarios.has('metrics')) results.metrics = await peak([hookgate(1), hookgate(1, { METRICS_ENABLED: 'false' }, ', metrics off')])
-  if (settings.scenarios.has('cluster')) results.cluster = await onCluster()
+  if (settings.scenarios.has('cluster')) {
+    results.cluster = await onCluster()
+    results.clusterPipeline = await pipelineOnCluster()
+  }
   if (settings.scenarios.has('rate')) results.rate = await fixedRate()
   if (settings.scenarios.has('workers')) results.workers = await workers()
   if (settings.scenarios.has('pipeline')) results.pipeline = await pipeline()
@@ -250,6 +254,33 @@ async function onCluster() {
     clusterClient.disconnect()
     await cluster.stop()
   }
+}
+
+/**
+ * The pipeline at the same rates on one Redis and on a 3-master Redis Cluster (the queues in six shards), both with
+ * AOF fsynced always: events delivered, and each Redis's CPU per event. The masters share this machine's cores, so
+ * what shows scale-out is each master's share of the work, not events/s.
+ */
+async function pipelineOnCluster(): Promise<PipelineResult[]> {
+  const { baseline: _, aof: __, ...common } = settings.pipeline
+  const label = `API_PROCESSES=${common.apiProcesses}, WORKER_PROCESSES=${common.workerProcesses}`
+  const measured: PipelineResult[] = []
+  const single = await startRedis({ aof: 'always' })
+  try {
+    measured.push(await measurePipeline({ redisUrl: single.url, work, ...common, root: ROOT, label: `${label}, single Redis`, ordered: true, log }))
+  } finally {
+    await single.stop()
+  }
+  const cluster = await startCluster()
+  try {
+    const masterUrls = cluster.ports.map((port) => `redis://127.0.0.1:${port}`)
+    measured.push(
+      await measurePipeline({ redisUrl: masterUrls[0]!, cluster: { env: cluster.env, masterUrls }, work, ...common, root: ROOT, label: `${label}, Redis Cluster (3 masters)`, ordered: true, log }),
+    )
+  } finally {
+    await cluster.stop()
+  }
+  return measured
 }
 
 async function fixedRate() {
@@ -378,6 +409,21 @@ function report() {
     const [single, clustered] = results.cluster
     lines.push('', `## Single Redis vs Redis Cluster (${wrkSettings})`, '', ...peakTable(results.cluster), '')
     lines.push(`On the cluster: ${Math.round((clustered!.median.rps / single!.median.rps) * 1000) / 10} % of the throughput on one Redis.`)
+  }
+  if (results.clusterPipeline) {
+    lines.push(
+      '',
+      `## Pipeline on one Redis and on a 3-master Redis Cluster (${settings.pipeline.seconds} s per rate, AOF fsync always on every node)`,
+      '',
+      '| Redis | rate/s | delivered/s | receive→deliver p50 / p99 ms | lost / dup | Redis CPU µs/event, all nodes | per node |',
+      '|---|---|---|---|---|---|---|',
+      ...results.clusterPipeline.flatMap((p) =>
+        p.rows.map(
+          (r) =>
+            `| ${p.label.split(', ').at(-1)} | ${r.rate} | ${Math.round(r.delivered / r.seconds)} | ${r.deliver.p50} / ${r.deliver.p99} | ${r.lost} / ${r.duplicated} | ${r.redis.cpuUsecPerEvent} | ${r.redisCpuUsecPerNode.join(', ')} |`,
+        ),
+      ),
+    )
   }
   if (results.rate) {
     const r = results.rate

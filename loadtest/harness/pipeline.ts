@@ -25,6 +25,8 @@ export interface PipelineRow {
   /** Deliveries past the first of an event. */
   duplicated: number
   redis: RedisCost
+  /** Redis CPU µs per event on each node (one on a single Redis, each master of a cluster). */
+  redisCpuUsecPerNode: number[]
   /** CPU ms of each role's processes, per 1,000 events. */
   cpuMsPer1000: { api: number; worker: number }
 }
@@ -57,7 +59,10 @@ const DRAIN_LIMIT_MS = 60_000
  * cost Redis (INFO commandstats and CPU deltas over the run and its drain, divided by events) and each role's processes.
  */
 export async function measurePipeline(options: {
+  /** The Redis the gateway runs on and whose work is counted. */
   redisUrl: string
+  /** Run on a Redis Cluster instead: its env (REDIS_CLUSTER_NODES) and its masters, whose work is counted each. */
+  cluster?: { env: Record<string, string>; masterUrls: string[] }
   work: string
   rates: number[]
   seconds: number
@@ -113,10 +118,10 @@ export async function measurePipeline(options: {
   const gateway = await startServer(
     `hookgate start (${options.label})`,
     ['bun', join(options.root, 'src/main.ts'), 'start'],
-    hookgateEnv({ port, redisUrl, instancesFile, work, apiProcesses: options.apiProcesses, workerProcesses: options.workerProcesses }),
+    { ...hookgateEnv({ port, redisUrl, instancesFile, work, apiProcesses: options.apiProcesses, workerProcesses: options.workerProcesses }), ...options.cluster?.env },
     `http://127.0.0.1:${port}/health`,
   )
-  const redis = new Redis(redisUrl)
+  const nodes = (options.cluster?.masterUrls ?? [redisUrl]).map((url) => new Redis(url))
   const url = `http://127.0.0.1:${port}/webhook/chatwoot/bench?token=${TOKEN}`
   const template = eventTemplate()
   const others = companionTemplates()
@@ -148,12 +153,12 @@ export async function measurePipeline(options: {
       sentAt.clear()
       deliveredAt.clear()
       duplicated = 0
-      const before = await snapshot(redis, gateway.pid)
+      const before = await snapshot(nodes, gateway.pid)
       const run = await send(rate, seconds)
       const accepted = (run.statuses[202] ?? 0) + (run.statuses[200] ?? 0)
       const routed = run.statusOf.reduce((n, status, i) => n + (isRouted(i) && status >= 200 && status < 300 ? 1 : 0), 0)
       await drained(() => routed)
-      const after = await snapshot(redis, gateway.pid)
+      const after = await snapshot(nodes, gateway.pid)
       const deliver = latencies([...deliveredAt].map(([id, at]) => at - sentAt.get(id)!))
       const cpu = (role: 'api' | 'worker') => Math.round(((after.cpuMs[role] - before.cpuMs[role]) / Math.max(1, accepted)) * 1000 * 10) / 10
       const row: PipelineRow = {
@@ -167,7 +172,8 @@ export async function measurePipeline(options: {
         delivered: deliveredAt.size,
         lost: Math.max(0, routed - deliveredAt.size),
         duplicated,
-        redis: redisCost(before.redis, after.redis, accepted),
+        redis: redisCost(mergeSnapshots(before.redis), mergeSnapshots(after.redis), accepted),
+        redisCpuUsecPerNode: before.redis.map((then, node) => Math.round((after.redis[node]!.cpuUsec - then.cpuUsec) / Math.max(1, accepted))),
         cpuMsPer1000: { api: cpu('api'), worker: cpu('worker') },
       }
       rows.push(row)
@@ -178,7 +184,7 @@ export async function measurePipeline(options: {
       )
     }
   } finally {
-    redis.disconnect()
+    for (const node of nodes) node.disconnect()
     await gateway.stop()
     destination.stop(true)
   }
@@ -225,8 +231,20 @@ function companionTemplates(): ((id: number, conversation: number) => string)[] 
   ]
 }
 
-async function snapshot(redis: Redis, supervisorPid: number): Promise<{ redis: RedisSnapshot; cpuMs: { api: number; worker: number } }> {
-  return { redis: await redisSnapshot(redis), cpuMs: childCpuMs(supervisorPid) }
+async function snapshot(nodes: Redis[], supervisorPid: number): Promise<{ redis: RedisSnapshot[]; cpuMs: { api: number; worker: number } }> {
+  return { redis: await Promise.all(nodes.map(redisSnapshot)), cpuMs: childCpuMs(supervisorPid) }
+}
+
+/** Several nodes' work as one. */
+function mergeSnapshots(snapshots: RedisSnapshot[]): RedisSnapshot {
+  const commands = new Map<string, { calls: number; usec: number }>()
+  for (const snapshot of snapshots) {
+    for (const [command, { calls, usec }] of snapshot.commands) {
+      const sum = commands.get(command) ?? { calls: 0, usec: 0 }
+      commands.set(command, { calls: sum.calls + calls, usec: sum.usec + usec })
+    }
+  }
+  return { commands, cpuUsec: snapshots.reduce((sum, snapshot) => sum + snapshot.cpuUsec, 0) }
 }
 
 /** CPU ms (user + system) used so far by the supervisor's children, by role (from /proc). */
