@@ -61,7 +61,6 @@ export interface LockedEvent {
 /** How long a conversation lane lives after its last event joined: longer than any delivery's tries take. */
 export const LANE_TTL_MS = 7 * 24 * 3_600_000
 
-
 /**
  * The first arrival of a dedupe key holds its lock (taken by the rate limit's script, or here: one round trip) and
  * adds the job with the key as its id (a second); a repeat while the lock lives or the job exists adds nothing.
