@@ -81,7 +81,7 @@ describe('Redis Cluster: three masters', () => {
     expect(outOfOrder).toEqual([])
   }, 120_000)
 
-  // Not yet reliable (see the README's Cluster section): one run in three loses events, with the workers' BullMQ
+  // Not yet reliable (see the README's Cluster section): about one run in ten loses events, with the workers' BullMQ
   // connections reporting "Too many Cluster redirections" through the failover. `bun test --todo` runs it.
   test.todo('a master killed, with a replica per master: the cluster fails over, the spool covers the gap, nothing acknowledged is lost', async () => {
     client?.disconnect()
