@@ -7,7 +7,7 @@ import type { Log } from '../src/log.ts'
 import { OUR_SOURCE_ID_PREFIX, postedKey, spreadPrefix, type ChatwootCall, type ChatwootCallsJobData } from '../src/queue/names.ts'
 import { defineScript } from '../src/redis.ts'
 import { waitWithoutTrying } from './backoff.ts'
-import { postJson } from './http.ts'
+import { sendJson } from './http.ts'
 import type { Lanes } from './lanes.ts'
 
 const CHATWOOT_TIMEOUT_MS = 10_000
@@ -25,10 +25,9 @@ type TakeToken = (key: string, take: number, capacity: number, rate: number, cei
  * echo (a message_created) is never routed again. An ordered route's answer leaves its lane once done.
  */
 export function createChatwootCallsProcessor(deps: { config: Config; instances: Instances; redis: Redis; lanes: Lanes; log: Log }) {
-  const { config, instances, lanes, log } = deps
+  const { config, instances, redis, lanes, log } = deps
   const { perSecond, burst } = config.workers.chatwootApi
   const { prefix, dedupeWindowMs } = config.queue
-  const { redis } = deps
   const takeToken = defineScript(redis, 'takeToken', tokenBucketScript, [1])(1) as TakeToken
 
   return async function processChatwootCalls(job: Job<ChatwootCallsJobData>, token?: string): Promise<{ calls: number }> {
@@ -40,7 +39,7 @@ export function createChatwootCallsProcessor(deps: { config: Config; instances: 
       const conversationUrl = `${chatwoot.url.replace(/\/+$/, '')}/api/v1/accounts/${conversation.accountId}/conversations/${conversation.conversationId}`
       const headers = { api_access_token: chatwoot.apiAccessToken }
       const send = (path: string, body?: unknown) =>
-        postJson(`${conversationUrl}/${path}`, body === undefined ? undefined : JSON.stringify(body), headers, CHATWOOT_TIMEOUT_MS, body === undefined ? 'GET' : 'POST')
+        sendJson(`${conversationUrl}/${path}`, body === undefined ? undefined : JSON.stringify(body), headers, CHATWOOT_TIMEOUT_MS, body === undefined ? 'GET' : 'POST')
       for (const [index, call] of calls.entries()) {
         const posted = postedKey(prefix, job.id!, index)
         if ((await redis.exists(posted)) === 1) continue

@@ -9,7 +9,7 @@ import type { WithReleaseLock } from '../src/redis.ts'
 import type { AnswerBack } from './answer-back.ts'
 import { RetryLater } from './backoff.ts'
 import type { Breaker } from './breaker.ts'
-import { postJson } from './http.ts'
+import { sendJson } from './http.ts'
 import type { Lanes } from './lanes.ts'
 import { signStandardWebhook } from './sign.ts'
 
@@ -74,9 +74,9 @@ export function createDeliverer(deps: {
     const host = new URL(destination.url).host
     const timeoutMs = destination.timeoutMs ?? DEFAULT_TIMEOUT_MS
     const marker = deliveredKey(prefix, id)
-    const deliveredBefore = async (marker: string): Promise<TryOutcome> => {
+    const deliveredBefore = async (markerValue: string): Promise<TryOutcome> => {
       metrics.deliveries.inc({ instance: instanceId, host, outcome: 'delivered_before' })
-      if (target.lane && marker !== ANSWERING) await lanes.leave(target.lane)
+      if (target.lane && markerValue !== ANSWERING) await lanes.leave(target.lane)
       return { status: 'delivered_before' }
     }
     const owner = randomUUID()
@@ -100,10 +100,10 @@ export function createDeliverer(deps: {
     }
     const release = () => redis.releaseLock(marker, owner).catch(() => 0)
 
-    let answer: Awaited<ReturnType<typeof postJson>>
+    let answer: Awaited<ReturnType<typeof sendJson>>
     try {
       const signed = destination.secret ? signStandardWebhook(destination.secret, id, Math.floor(Date.now() / 1000), target.body) : { 'webhook-id': id }
-      answer = await postJson(destination.url, target.body, { ...signed, 'x-hookgate-instance': instanceId, 'x-chatwoot-event': event }, timeoutMs)
+      answer = await sendJson(destination.url, target.body, { ...signed, 'x-hookgate-instance': instanceId, 'x-chatwoot-event': event }, timeoutMs)
     } catch (error) {
       if (await breaker.record(destination.url, !(error instanceof RetryLater && error.unhealthy), owner)) metrics.breakerOpen.set({ host }, 1)
       await release()

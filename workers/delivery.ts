@@ -117,8 +117,7 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
   /** Parks the delivery until its event heads the lane: the one before wakes it as it leaves. */
   async function waitTurn(job: Job<DeliveryJobData>, lane: LaneRef, token: string | undefined): Promise<never> {
     await job.moveToDelayed(Date.now() + LANE_RECHECK_MS, token)
-    // The event before may have left between the two looks; it woke no one then.
-    if ((await lanes.position(lane)) === 0) await lanes.wake(job.id!)
+    await lanes.parked(lane)
     throw new DelayedError()
   }
 

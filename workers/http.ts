@@ -11,11 +11,11 @@ export interface Answer {
 }
 
 /**
- * Sends a JSON body (POST unless told) and sorts the outcome the way both destinations and the Chatwoot API need: 2xx is an Answer;
- * 408, 429, 5xx, network errors and timeouts are RetryLater (with the server's Retry-After); anything else is
- * permanent (BullMQ's UnrecoverableError: no more tries).
+ * Sends a request (POST with a JSON body unless told) and sorts the outcome the way both destinations and the
+ * Chatwoot API need: 2xx is an Answer; 408, 429, 5xx, network errors and timeouts are RetryLater (with the server's
+ * Retry-After); anything else is permanent (BullMQ's UnrecoverableError: no more tries).
  */
-export async function postJson(url: string, body: string | undefined, headers: Record<string, string>, timeoutMs: number, method = 'POST'): Promise<Answer> {
+export async function sendJson(url: string, body: string | undefined, headers: Record<string, string>, timeoutMs: number, method = 'POST'): Promise<Answer> {
   let response: Response
   try {
     response = await fetch(url, {

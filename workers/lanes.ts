@@ -16,8 +16,11 @@ export interface Lanes {
   position(lane: LaneRef): Promise<number | undefined>
   /** The event leaves its lane; the delivery parked for the event now at its head is woken. */
   leave(lane: LaneRef): Promise<void>
-  /** Wakes the delivery job `id` if it is parked (delayed); nothing otherwise. */
-  wake(deliveryId: string): Promise<void>
+  /**
+   * Called once the event's delivery is parked: wakes it if the event heads its lane now (the event before may have
+   * left between the look that parked it and the parking; it woke no one then).
+   */
+  parked(lane: LaneRef): Promise<void>
   /**
    * The lane's head when none of its jobs is alive any more (its webhook was accepted but never queued, or a worker
    * died between failing a delivery for good and leaving): it would hold the lane for ever. undefined otherwise.
@@ -46,12 +49,10 @@ export function createLanes(deps: { redis: Redis; shard: ShardQueues; log: Log }
   }
 
   const alive = async (state: Promise<string>) => !['unknown', 'completed', 'failed'].includes(await state)
+  const position = async (lane: LaneRef) => (await redis.lpos(lane.key, lane.entry)) ?? undefined
 
   return {
-    async position(lane) {
-      const position = await redis.lpos(lane.key, lane.entry)
-      return position ?? undefined
-    },
+    position,
 
     async leave(lane) {
       // Sent together, in this order, on one connection: the head read is the one after our removal.
@@ -59,7 +60,9 @@ export function createLanes(deps: { redis: Redis; shard: ShardQueues; log: Log }
       if (removed && next) await wake(`${next}.r${lane.route}`)
     },
 
-    wake,
+    async parked(lane) {
+      if ((await position(lane)) === 0) await wake(`${lane.entry}.r${lane.route}`)
+    },
 
     async deadHead(lane) {
       const head = await redis.lindex(lane.key, 0)

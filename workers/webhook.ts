@@ -56,6 +56,7 @@ export function createWebhookProcessor(deps: WebhookDeps) {
     if (!instance) log.warn({ jobId: job.id, instance: instanceId }, 'event of an instance no longer configured; not routed')
     const { conversation } = routable
     const joined = new Set(job.data.lanes)
+    const laneOf = (route: number, conversation: ConversationRef): LaneRef => ({ key: laneKey(shard.prefix, instanceId, route, conversation), entry: job.id!, route })
     const logged = eventLog.append(instanceId, { kind: 'routed', jobId: job.id!, event, at: Date.now(), conversation, routes: matched })
     // Ids derived from the event's: a run of this job again never makes a second delivery of a route, and its marker
     // tells which routes were delivered already.
@@ -67,12 +68,11 @@ export function createWebhookProcessor(deps: WebhookDeps) {
         const attempts = destination.maxAttempts ?? config.workers.deliveryAttempts
         if (destination.debounceMs && conversation) return debounce(job, data, id, attempts, destination.debounceMs, conversation)
         if (!conversation || !joined.delete(route)) return deliverFirst(destination, data, id, attempts)
-        const lane = { key: laneKey(shard.prefix, instanceId, route, conversation), entry: job.id!, route }
-        return deliverInTurn(destination, { ...data, lane }, id, attempts)
+        return deliverInTurn(destination, { ...data, lane: laneOf(route, conversation) }, id, attempts)
       }),
     )
     // Lanes the event joined for routes that no longer take it (a reload changed them): it must not hold them.
-    if (conversation) await Promise.all([...joined].map((route) => lanes.leave({ key: laneKey(shard.prefix, instanceId, route, conversation), entry: job.id!, route })))
+    if (conversation) await Promise.all([...joined].map((route) => lanes.leave(laneOf(route, conversation))))
     await logged
     log.debug({ jobId: job.id, instance: instanceId, event, routes: matched, ours: routable.ours }, 'routed')
     return { routes: matched }
@@ -84,8 +84,7 @@ export function createWebhookProcessor(deps: WebhookDeps) {
     if (position === undefined) return deliverFirst(destination, { ...data, lane: undefined }, id, attempts)
     if (position === 0) return deliverFirst(destination, data, id, attempts)
     await handOver(data, { jobId: id, attempts, delay: LANE_RECHECK_MS })
-    // The event before may have left between the two looks; it woke no one then.
-    if ((await lanes.position(data.lane)) === 0) await lanes.wake(id)
+    await lanes.parked(data.lane)
   }
 
   async function deliverFirst(destination: RouteConfig['destination'], data: DeliveryJobData, id: string, attempts: number) {

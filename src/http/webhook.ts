@@ -111,8 +111,7 @@ export function webhookRoutes(deps: AppDeps) {
     // already) put the event in the conversation's lane. Events without a conversation wait for nothing.
     const lanes = conversation ? matched.filter((index) => ordered(routes[index]!)) : []
     const lock = acceptor.lockFor(dedupeKey(instance.id, event, raw), { instanceId: instance.id, conversation, lanes })
-    // With one queue shard the instance's bucket shares its hash tag, and one script takes the token and the lock.
-    const limit = await limiter.takeForInstance(instance.id, ip, config.queue.shards === 1 ? lock : undefined)
+    const limit = await limiter.takeForInstance(instance.id, ip, lock)
     const delayMs = limit?.delayMs ?? 0
     const receivedAt = Date.now()
     const result = await acceptor.accept(

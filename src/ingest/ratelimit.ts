@@ -30,7 +30,8 @@ export interface Limiter {
   takeForIp(routeClass: RouteClass, ip: string): Promise<LimitResult | null>
   /**
    * The instance's bucket (per instance and client IP) for its authenticated webhooks. Throws RateLimited. Given the
-   * event's dedupe lock, takes it in the same Redis command when the token is granted, and records it in the lock.
+   * event's dedupe lock, takes it in the same Redis command when the token is granted (if the lock shares the bucket's
+   * hash tag: one queue shard), and records it in the lock.
    */
   takeForInstance(instanceId: string, ip: string, lock?: DedupeLock): Promise<LimitResult | null>
 }
@@ -124,7 +125,9 @@ export function createLimiter(deps: Deps): Limiter {
     },
     takeForInstance(instanceId, ip, lock) {
       const chosen = instanceBucket(instanceId)
-      return chosen ? take(chosen, keyOf(ip), 'instance', instanceId, lock && { lock }) : Promise.resolve(null)
+      // With several queue shards the lock is on its shard's slot, not the bucket's: the enqueue takes it then.
+      const sameSlot = lock?.shard.prefix === deps.keyPrefix
+      return chosen ? take(chosen, keyOf(ip), 'instance', instanceId, sameSlot ? { lock } : undefined) : Promise.resolve(null)
     },
   }
 }
