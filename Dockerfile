@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Build: one compiled binary. Run: that binary alone on distroless, as a non-root user.
 
 FROM oven/bun:1.4.5-debian AS build

@@ -31,9 +31,11 @@ const BUN_BODY_HEADROOM_BYTES = 1024 * 1024
 export async function buildApi(config: Config, redisConfig: ConnectedRedisConfig, log: Log) {
   const producer = createRedis(redisConfig, 'producer', log)
   const commands = createRedis(redisConfig, 'commands', log)
-  if (!(await waitForReady(commands, 5000))) log.warn('redis not reachable yet; answering 503 until it is')
   const queues = createQueues({ config: config.queue, producer, log })
   const spool = createSpool({ dir: config.spool.dir, maxBytes: config.spool.maxBytes, log })
+  if (!(await waitForReady(commands, 5000))) {
+    log.warn({ spoolDir: config.spool.dir }, 'redis not reachable yet; webhooks are answered 202 spooled, kept on disk and queued once it is (503 only when the spool is full)')
+  }
   const metrics = createMetrics({ queueDepths: queues.depths, spoolPending: spool.pending })
   const instances = createInstances(config.instances)
   const reloadHere = instancesReloader({ config, instances, log })

@@ -130,12 +130,18 @@ export interface Config {
   }
   /** Peers whose X-Forwarded-For / X-Real-IP are believed (TRUSTED_PROXIES, CIDRs; none by default). */
   trustedProxies: readonly string[]
-  log: { level: LogLevel }
+  log: {
+    level: LogLevel
+    /** `pretty` for people (a terminal), `json` for machines (LOG_FORMAT; `auto`, the default: pretty when stdout is a TTY). */
+    format: 'json' | 'pretty'
+  }
   metrics: {
     /** Prometheus metrics at /metrics and their per-request bookkeeping (METRICS_ENABLED, true). */
     enabled: boolean
     /** A `hookgate worker` run on its own serves its /metrics on this port (WORKER_METRICS_PORT; unset: none). */
     workerPort: number | undefined
+    /** When set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` (unset: open, as before). */
+    token: string | undefined
   }
   /** Opens the admin API (/admin/*) to `Authorization: Bearer <ADMIN_TOKEN>`; unset, it answers 403 (ADMIN_TOKEN). */
   adminToken: string | undefined
@@ -155,12 +161,11 @@ export interface Config {
     waitReplicas: number
   }
   instances: readonly InstanceConfig[]
-  /** Where the instances came from: a file, or the generated `default` instance. */
   /**
    * A file, with the environment its `${ENV}` references are read from again on a reload (the one read at start), or
-   * the generated `default` instance.
+   * the built-in `default` instance, its token from HOOKGATE_DEFAULT_TOKEN or made once and kept in the data dir.
    */
-  instancesSource: { kind: 'file'; path: string; env: Env } | { kind: 'default' }
+  instancesSource: { kind: 'file'; path: string; env: Env } | { kind: 'default'; token: 'env' | 'file' }
 }
 
 export interface BucketLimit {
@@ -192,8 +197,17 @@ export class ConfigError extends Error {
   }
 }
 
+export interface LoadOptions {
+  /**
+   * With no instances file and no HOOKGATE_DEFAULT_TOKEN, may the default instance's token be made here (true)? Not
+   * for `api` and `worker` run on their own: in a container the token would die with it, and each replica would
+   * make its own.
+   */
+  makeDefaultToken?: boolean
+}
+
 /** The only reader of the environment: validates all of it, reports every problem at once. */
-export function loadConfig(env: Env): Config {
+export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   const problems: string[] = []
   const read = reader(env, problems)
 
@@ -212,9 +226,18 @@ export function loadConfig(env: Env): Config {
     problems.push('RATE_LIMIT_INSTANCE_CEILING_PER_SECOND: must be at least RATE_LIMIT_INSTANCE_PER_SECOND')
   }
   const instancesPath = env.HOOKGATE_CONFIG?.trim()
+  const defaultToken = readSecret(env, 'HOOKGATE_DEFAULT_TOKEN', problems)
+  const mayMakeToken = defaultToken !== undefined || options.makeDefaultToken !== false
+  if (instancesPath && defaultToken) problems.push('HOOKGATE_DEFAULT_TOKEN: only for the built-in `default` instance; with HOOKGATE_CONFIG, tokens are in the instances file')
+  if (!instancesPath && !mayMakeToken) {
+    problems.push(
+      'no instances: set HOOKGATE_CONFIG to an instances file, or HOOKGATE_DEFAULT_TOKEN to the token of the built-in `default` ' +
+        'instance (the same on every replica; one made here would be this container\'s alone, and lost with it)',
+    )
+  }
   const instances = instancesPath
     ? readInstancesFile(instancesPath, env, instanceDefaults, problems)
-    : [defaultInstance(dataDir)]
+    : mayMakeToken ? [{ id: 'default', tokens: [defaultToken ?? defaultTokenFile(dataDir)], routes: [] }] : []
 
   const config: Config = {
     http: {
@@ -268,12 +291,13 @@ export function loadConfig(env: Env): Config {
       dutyIntervalMs: read.int('DUTY_INTERVAL_MS', 60_000, 100, 86_400_000),
     },
     trustedProxies: readTrustedProxies(env, problems),
-    log: { level: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info') },
+    log: { level: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'), format: readLogFormat(read) },
     metrics: {
       enabled: read.bool('METRICS_ENABLED', true),
       workerPort: env.WORKER_METRICS_PORT ? read.int('WORKER_METRICS_PORT', 0, 1, 65535) : undefined,
+      token: readSecret(env, 'METRICS_TOKEN', problems),
     },
-    adminToken: readAdminToken(env, problems),
+    adminToken: readSecret(env, 'ADMIN_TOKEN', problems),
     dataDir,
     spool: {
       dir: resolve(read.str('SPOOL_DIR', join(dataDir, 'spool'))),
@@ -282,7 +306,9 @@ export function loadConfig(env: Env): Config {
       waitReplicas: read.int('REDIS_WAIT_REPLICAS', 0, 0, 16),
     },
     instances,
-    instancesSource: instancesPath ? { kind: 'file', path: resolve(instancesPath), env: { ...env } } : { kind: 'default' },
+    instancesSource: instancesPath
+      ? { kind: 'file', path: resolve(instancesPath), env: { ...env } }
+      : { kind: 'default', token: defaultToken ? 'env' : 'file' },
   }
   for (const [old, now] of Object.entries(REPLACED)) {
     if (env[old]?.trim()) problems.push(`${old}: no longer read; use ${now}`)
@@ -395,11 +421,19 @@ function readTrustedProxies(env: Env, problems: string[]): string[] {
   return list
 }
 
-function readAdminToken(env: Env, problems: string[]): string | undefined {
-  const token = env.ADMIN_TOKEN?.trim()
+/** A token from the environment: unset is undefined; a short one is refused. */
+function readSecret(env: Env, name: string, problems: string[]): string | undefined {
+  const token = env[name]?.trim()
   if (!token) return undefined
-  if (token.length < 16) problems.push('ADMIN_TOKEN: use at least 16 characters')
+  if (token.length < 16) problems.push(`${name}: use at least 16 characters`)
   return token
+}
+
+/** `auto` is decided here, once: pretty for a person at a terminal, JSON for anything that reads the output. */
+function readLogFormat(read: ReturnType<typeof reader>): Config['log']['format'] {
+  const format = read.oneOf('LOG_FORMAT', ['auto', 'json', 'pretty'] as const, 'auto')
+  if (format !== 'auto') return format
+  return process.stdout.isTTY ? 'pretty' : 'json'
 }
 
 /** An instance's rate limit: its own settings over the RATE_LIMIT_INSTANCE_* defaults. */
@@ -468,8 +502,8 @@ function interpolateEnv(value: unknown, env: Env, at: string, problems: string[]
   return value
 }
 
-/** With no instances file: one instance `default` whose token is made once and kept in the data dir. */
-function defaultInstance(dataDir: string): InstanceConfig {
+/** The `default` instance's token when none is given: made once and kept in the data dir. */
+function defaultTokenFile(dataDir: string): string {
   const tokenFile = join(dataDir, 'default-token')
   if (!existsSync(tokenFile)) {
     mkdirSync(dataDir, { recursive: true })
@@ -480,7 +514,7 @@ function defaultInstance(dataDir: string): InstanceConfig {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
     }
   }
-  return { id: 'default', tokens: [readFileSync(tokenFile, 'utf8').trim()], routes: [] }
+  return readFileSync(tokenFile, 'utf8').trim()
 }
 
 function deepFreeze<T>(value: T): T {

@@ -46,6 +46,12 @@ export class AdminUnauthorized extends HookgateError {
   }
 }
 
+export class MetricsUnauthorized extends HookgateError {
+  constructor() {
+    super('unauthorized', 401, 'Send the metrics token: Authorization: Bearer <METRICS_TOKEN>.', { 'www-authenticate': 'Bearer realm="hookgate metrics"' })
+  }
+}
+
 export class AdminDisabled extends HookgateError {
   constructor() {
     super('admin_disabled', 403, 'The admin API is off: set ADMIN_TOKEN (16 characters or more) and restart hookgate.')

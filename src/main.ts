@@ -40,7 +40,9 @@ async function main(argv: string[]): Promise<number> {
 
   let config: Config
   try {
-    config = loadConfig(process.env)
+    // A child of `hookgate start` reads the token its supervisor made; `api` and `worker` alone do not make one.
+    const standalone = (command === 'api' || command === 'worker') && !process.env.HOOKGATE_SUPERVISOR_PID
+    config = loadConfig(process.env, { makeDefaultToken: !standalone })
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
     console.error(`hookgate: ${error.message}`)
@@ -112,6 +114,7 @@ async function api(config: Config, log: Log): Promise<number> {
   if (!config.processes.supervisorPid && !(await evictionPolicyAllowsStart(config.redis, log))) return 1
   const signalled = shutdownSignal(log, config.processes.supervisorPid)
   const running = await startApi(config, config.redis, log)
+  if (!config.processes.supervisorPid) printWebhookUrls(config, running.port)
   process.on('SIGHUP', () => running.reload())
   await signalled
   return stopCleanly(log, running)
@@ -124,7 +127,7 @@ async function worker(config: Config, log: Log): Promise<number> {
   const running = startWorkers(config, config.redis, log)
   process.on('SIGHUP', () => running.reload())
   const { workerPort } = config.metrics
-  const metricsServer = workerPort && !running.supervised ? serveMetrics(running.registry, workerPort, config.http.host) : undefined
+  const metricsServer = workerPort && !running.supervised ? serveMetrics(running.registry, { port: workerPort, hostname: config.http.host, token: config.metrics.token }) : undefined
   if (metricsServer) log.info({ port: metricsServer.port }, 'worker metrics listening')
   await signalled
   await metricsServer?.stop()
@@ -215,15 +218,20 @@ function describeSource(config: Config): string {
   return config.instancesSource.kind === 'file' ? config.instancesSource.path : 'the built-in default instance'
 }
 
-/** The URLs to paste into Chatwoot. Goes to stderr for a human; the default token is shown because it is theirs to paste. */
+/**
+ * The URLs to paste into Chatwoot, to stderr for a human. A token made here is shown (it is theirs to paste, and
+ * nowhere else to be read); one given in HOOKGATE_DEFAULT_TOKEN is not, since container output is collected as logs.
+ */
 function printWebhookUrls(config: Config, port: number): void {
   const base = config.http.publicUrl.replace(`:${config.http.port}`, `:${port}`)
-  const lines = config.instances.map((instance) =>
-    config.instancesSource.kind === 'default'
-      ? `  ${base}/webhook/chatwoot/${instance.id}?token=${instance.tokens?.[0]}`
-      : `  ${base}/webhook/chatwoot/${instance.id}${instance.tokens?.length ? '?token=<one of its tokens>' : ''}`,
-  )
-  console.error(`hookgate is listening. Point Chatwoot's webhook at:\n${lines.join('\n')}`)
+  const source = config.instancesSource
+  const lines = config.instances.map((instance) => {
+    const url = `  ${base}/webhook/chatwoot/${instance.id}`
+    if (source.kind === 'default') return source.token === 'file' ? `${url}?token=${instance.tokens?.[0]}` : `${url}?token=$HOOKGATE_DEFAULT_TOKEN`
+    return instance.tokens?.length ? `${url}?token=<one of its tokens>` : url
+  })
+  const hint = new URL(base).hostname === 'localhost' ? '\n(Chatwoot elsewhere? Set PUBLIC_URL to the address it reaches this gateway at.)' : ''
+  console.error(`hookgate is listening. Point Chatwoot's webhook at:\n${lines.join('\n')}${hint}`)
 }
 
 /**

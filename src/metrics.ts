@@ -1,4 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { MetricsUnauthorized } from './errors.ts'
+import { tokenGate } from './http/bearer.ts'
 import { atMost } from './redis.ts'
 
 /** Seconds; a healthy webhook answer takes 1-10 ms, and anything past 50 ms is the SLO broken. */
@@ -120,13 +122,18 @@ export function createMetrics(
 
 export type Metrics = ReturnType<typeof createMetrics>
 
-/** A `hookgate worker` run on its own (no supervisor to sum it): its registry at GET /metrics on `port`. */
-export function serveMetrics(registry: Registry, port: number, hostname: string) {
+/** A `hookgate worker` run on its own (no supervisor to sum it): its registry at GET /metrics on `port`, behind `token` when set. */
+export function serveMetrics(registry: Registry, options: { port: number; hostname: string; token: string | undefined }) {
+  const hasMetricsToken = tokenGate(options.token)
   return Bun.serve({
-    port,
-    hostname,
+    port: options.port,
+    hostname: options.hostname,
     async fetch(request) {
       if (new URL(request.url).pathname !== '/metrics') return Response.json({ error: 'not_found', message: 'Only /metrics is served here.' }, { status: 404 })
+      if (!hasMetricsToken(request.headers.get('authorization'))) {
+        const refused = new MetricsUnauthorized()
+        return Response.json({ error: refused.code, message: refused.message }, { status: refused.status, headers: refused.headers })
+      }
       return new Response(await registry.metrics(), { headers: { 'content-type': registry.contentType } })
     },
   })

@@ -89,7 +89,7 @@ export function startSupervisor(config: Config, env: Record<string, string | und
       },
     })
     children.add(child)
-    log.info({ role, slot, pid: child.pid }, 'child started')
+    log.info({ role, slot, childPid: child.pid }, 'child started')
     void child.exited.then(async (code) => {
       children.delete(child)
       await fleetMetrics.retire(child.pid)
@@ -97,7 +97,7 @@ export function startSupervisor(config: Config, env: Record<string, string | und
       restartsTotal.inc({ role })
       const now = Date.now()
       const recent = [...restarts.filter((at) => now - at < CRASH_WINDOW_MS), now]
-      log.error({ role, slot, pid: child.pid, code, signal: child.signalCode }, 'child died; restarting it')
+      log.error({ role, slot, childPid: child.pid, code, signal: child.signalCode }, 'child died; restarting it')
       if (recent.length > MAX_RESTARTS) {
         log.fatal({ role, slot, restarts: recent.length, windowMs: CRASH_WINDOW_MS }, 'child keeps dying; stopping the gateway')
         void stop().then(giveUp)

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ConfigError, loadConfig, type Env } from '../src/config.ts'
 import { tempDir } from './helpers/deps.ts'
@@ -60,9 +60,11 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'loud',
       REDIS_URL: 'localhost:6379',
       ADMIN_TOKEN: 'short',
+      METRICS_TOKEN: 'short',
+      LOG_FORMAT: 'fancy',
       REDIS_KEY_PREFIX: 'nohashtag',
     })
-    for (const name of ['PORT', 'MAX_BODY_BYTES', 'DEDUPE_WINDOW_SECONDS', 'LOG_LEVEL', 'REDIS_URL', 'ADMIN_TOKEN', 'REDIS_KEY_PREFIX']) {
+    for (const name of ['PORT', 'MAX_BODY_BYTES', 'DEDUPE_WINDOW_SECONDS', 'LOG_LEVEL', 'REDIS_URL', 'ADMIN_TOKEN', 'METRICS_TOKEN', 'LOG_FORMAT', 'REDIS_KEY_PREFIX']) {
       expect(problems.some((p) => p.startsWith(name))).toBe(true)
     }
     expect(problemsOf({ ...base(), REDIS_SENTINEL_ENABLED: 'true' })).toEqual([expect.stringContaining('REDIS_SENTINELS')])
@@ -150,5 +152,30 @@ describe('loadConfig', () => {
     expect(readFileSync(join(dir, 'default-token'), 'utf8')).toBe(token)
     expect(statSync(join(dir, 'default-token')).mode & 0o777).toBe(0o600)
     expect(loadConfig({ HOOKGATE_DATA_DIR: tempDir() }).instances[0]!.tokens).not.toEqual([token])
+  })
+  test('the default instance takes HOOKGATE_DEFAULT_TOKEN when given (and writes nothing); where no token may be made, it is asked for', () => {
+    const dir = tempDir()
+    const given = loadConfig({ HOOKGATE_DATA_DIR: dir, HOOKGATE_DEFAULT_TOKEN: 'given-default-token-0123' }, { makeDefaultToken: false })
+    expect(given.instances).toEqual([{ id: 'default', tokens: ['given-default-token-0123'], routes: [] }])
+    expect(given.instancesSource).toEqual({ kind: 'default', token: 'env' })
+    expect(existsSync(join(dir, 'default-token'))).toBe(false)
+    let refused: string[] = []
+    try {
+      loadConfig({ HOOKGATE_DATA_DIR: dir }, { makeDefaultToken: false })
+    } catch (error) {
+      refused = (error as ConfigError).problems
+    }
+    expect(refused).toEqual([expect.stringMatching(/^no instances: set HOOKGATE_CONFIG .*, or HOOKGATE_DEFAULT_TOKEN/)])
+    expect(existsSync(join(dir, 'default-token'))).toBe(false)
+    expect(problemsOf({ ...base(), HOOKGATE_DEFAULT_TOKEN: 'short' })).toEqual(['HOOKGATE_DEFAULT_TOKEN: use at least 16 characters'])
+    const withFile = problemsOf({ ...base(), HOOKGATE_DEFAULT_TOKEN: 'given-default-token-0123', HOOKGATE_CONFIG: instancesFile({ instances: [{ id: 'a', tokens: ['x'.repeat(20)] }] }) })
+    expect(withFile).toEqual([expect.stringContaining('HOOKGATE_DEFAULT_TOKEN: only for the built-in `default` instance')])
+  })
+
+  test('LOG_FORMAT: json or pretty as asked; auto (the default) is json when stdout is not a terminal', () => {
+    expect(loadConfig({ ...base(), LOG_FORMAT: 'pretty' }).log.format).toBe('pretty')
+    expect(loadConfig({ ...base(), LOG_FORMAT: 'json' }).log.format).toBe('json')
+    expect(loadConfig(base()).log.format).toBe(process.stdout.isTTY ? 'pretty' : 'json')
+    expect(loadConfig({ ...base(), METRICS_TOKEN: 'metrics-token-0123456' }).metrics.token).toBe('metrics-token-0123456')
   })
 })

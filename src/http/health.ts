@@ -1,5 +1,8 @@
 import { Elysia, t } from 'elysia'
+import { MetricsUnauthorized } from '../errors.ts'
 import type { AppDeps } from './app.ts'
+import { tokenGate } from './bearer.ts'
+import { errorResponse } from './schemas.ts'
 
 const Health = t.Object({
   status: t.Literal('ok'),
@@ -19,10 +22,21 @@ const Health = t.Object({
 export function healthRoutes(deps: Pick<AppDeps, 'config' | 'breaker' | 'spool' | 'metrics' | 'operations'>) {
   const startedAt = performance.now()
   const { contentType } = deps.metrics.registry
+  const hasMetricsToken = tokenGate(deps.config.metrics.token)
   const metrics = new Elysia({ name: 'metrics' }).get(
     '/metrics',
-    async () => new Response(await deps.operations.metricsText(), { headers: { 'content-type': contentType } }),
-    { detail: { tags: ['operations'], summary: 'Prometheus metrics: the sum over every process of this host under `hookgate start`' } },
+    async ({ request }) => {
+      if (!hasMetricsToken(request.headers.get('authorization'))) throw new MetricsUnauthorized()
+      return new Response(await deps.operations.metricsText(), { headers: { 'content-type': contentType } })
+    },
+    {
+      detail: {
+        tags: ['operations'],
+        summary: 'Prometheus metrics: the sum over every process of this host under `hookgate start`',
+        description: 'With METRICS_TOKEN set, send `Authorization: Bearer <METRICS_TOKEN>` (Prometheus: `authorization: { credentials: … }`).',
+      },
+      response: { 401: errorResponse('`unauthorized`: METRICS_TOKEN is set and was not sent, or a wrong one') },
+    },
   )
   return new Elysia({ name: 'health' })
     .use(deps.config.metrics.enabled ? metrics : new Elysia())

@@ -207,7 +207,7 @@ describe('conversations in order', () => {
     const sending = Promise.all(conversations.map((c) => sendConversation(base, c, 1, MESSAGES)))
     await chatwootApi!.until(() => chatwootApi!.calls.length >= 200)
     const line = gateway!.output().split('\n').find((l) => l.includes('"msg":"child started"') && l.includes('"role":"worker"'))!
-    process.kill((JSON.parse(line) as { pid: number }).pid, 'SIGKILL')
+    process.kill((JSON.parse(line) as { childPid: number }).childPid, 'SIGKILL')
     await gateway!.waitFor(/"msg":"child died; restarting it"/)
     await sending
     await allReplied(CONVERSATIONS * MESSAGES)

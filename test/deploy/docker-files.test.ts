@@ -2,7 +2,8 @@ import { describe, expect, test } from 'bun:test'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
-// Docker does not run on these machines; this checks what reading can check (hadolint-style rules and compose shape).
+// No Docker daemon runs on these machines; this checks what reading can check (hadolint-style rules, compose shape,
+// the build context), and test/processes/binary.test.ts runs the binary as the image runs it.
 const ROOT = join(import.meta.dir, '../..')
 const read = (file: string) => readFileSync(join(ROOT, file), 'utf8')
 const yaml = (file: string) => Bun.YAML.parse(read(file)) as { services: Record<string, Record<string, unknown>> }
@@ -20,6 +21,29 @@ describe('Dockerfile', () => {
     ])
     expect(final.find((l) => l.startsWith('ENV'))).toContain('SPOOL_DIR=/spool')
     expect(final).toContain('USER nonroot:nonroot')
+  })
+
+  test('needs no BuildKit frontend image (no `# syntax=` line), so an offline builder builds it', () => {
+    expect(read('Dockerfile')).not.toMatch(/^#\s*syntax=/im)
+  })
+
+  test('.dockerignore lets in what the Dockerfile copies and nothing else: no node_modules, local state, build output or .env', () => {
+    const copied = lines.filter((l) => l.startsWith('COPY ') && !l.includes('--from=')).flatMap((l) => l.slice(5).trim().split(/\s+/).slice(0, -1))
+    expect(copied.length).toBeGreaterThan(0)
+    // Docker's matching, for the patterns used here: `*` excludes everything, `!path` lets a path (and what is under it) back in.
+    const patterns = read('.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
+    const inContext = (path: string) =>
+      patterns.reduce((included, pattern) => {
+        const negated = pattern.startsWith('!')
+        const glob = new Bun.Glob(pattern.replace(/^!/, '').replace(/\/$/, ''))
+        const matches = glob.match(path) || path.split('/').some((_, i, parts) => glob.match(parts.slice(0, i + 1).join('/')))
+        return matches ? negated : included
+      }, true)
+    for (const source of copied) expect({ source, inContext: inContext(source.replace(/\/$/, '')) }).toEqual({ source, inContext: true })
+    expect(inContext('src/main.ts')).toBe(true)
+    for (const kept of ['node_modules/elysia/package.json', '.hookgate/default-token', '.hookgate/redis/appendonly.aof', 'dist/hookgate', 'test-artifacts/overview.png', '.env', '.git/config', 'test/config.test.ts']) {
+      expect({ kept, inContext: inContext(kept) }).toEqual({ kept, inContext: false })
+    }
   })
 
   test('has a health check that needs no shell, a stop signal, pinned bases and an exec-form entrypoint', () => {
@@ -47,8 +71,12 @@ describe('docker compose and stack files', () => {
     expect(services.nginx!.volumes).toEqual(['./nginx/nginx.conf:/etc/nginx/nginx.conf:ro'])
   })
 
-  test('sentinel override: a replica, three sentinels, and hookgate told to use them', () => {
+  test('sentinel override: a replica, three sentinels, and hookgate told to use them; every Redis it runs fsyncs always', () => {
     const { services } = yaml('docker-compose.sentinel.yml')
+    for (const name of ['redis', 'redis-replica']) {
+      expect(String(services[name]!.command)).toContain('appendonly,yes,--appendfsync,always')
+      expect(String(services[name]!.command)).toContain('noeviction')
+    }
     expect(Object.keys(services).filter((s) => s.startsWith('sentinel-'))).toHaveLength(3)
     expect(services.api!.environment).toMatchObject({ REDIS_SENTINEL_ENABLED: 'true', REDIS_MASTER_NAME: 'hookgate' })
     expect(services.worker!.environment).toEqual(services.api!.environment)

@@ -15,7 +15,7 @@ afterEach(async () => {
 /** The pid of one of the gateway's children of `role`, from its log. */
 function childPid(output: string, role: 'api' | 'worker'): number {
   const line = output.split('\n').find((l) => l.includes('"msg":"child started"') && l.includes(`"role":"${role}"`))
-  return (JSON.parse(line!) as { pid: number }).pid
+  return (JSON.parse(line!) as { childPid: number }).childPid
 }
 
 describe('process faults under steady load', () => {

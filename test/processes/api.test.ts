@@ -94,6 +94,25 @@ describe('several API processes', () => {
   })
 })
 
+describe('an API process started while Redis is not reachable', () => {
+  test('says that it spools, and does: 202 spooled, then queued once Redis is there', async () => {
+    const late = await startRedis()
+    await late.kill()
+    const child = await api(testEnv(late, { PORT: '0' }))
+    const said = JSON.parse(await child.waitFor(/redis not reachable yet/))
+    expect(said).toMatchObject({ level: 'warn', msg: expect.stringContaining('answered 202 spooled'), spoolDir: expect.any(String) })
+    const body = toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: 990_100 }))
+    const answer = await send(child.port, body)
+    expect([answer.status, await answer.json()]).toEqual([202, expect.objectContaining({ status: 'spooled' })])
+
+    await late.start()
+    await child.waitFor(/"msg":"spooled events moved into the queue"/, 30_000)
+    const again = await send(child.port, body)
+    expect(await again.json()).toMatchObject({ status: 'already_queued' })
+    await late.stop()
+  }, 40_000)
+})
+
 describe('a malformed-input barrage', () => {
   test('gets clear errors and leaves the process serving', async () => {
     const child = await api(testEnv(redis, { PORT: '0', MAX_BODY_BYTES: '65536' }))

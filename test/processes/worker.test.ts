@@ -113,13 +113,16 @@ describe('hookgate worker processes', () => {
 })
 
 describe('a worker run on its own', () => {
-  test('serves its metrics on WORKER_METRICS_PORT, and reloads its instances on SIGHUP, refusing a bad file', async () => {
+  test('serves its metrics on WORKER_METRICS_PORT (behind METRICS_TOKEN when set), and reloads its instances on SIGHUP, refusing a bad file', async () => {
     const port = await freePort()
-    const child = spawnHookgate(['worker'], { ...env, LOG_LEVEL: 'info', WORKER_METRICS_PORT: String(port) })
+    const metricsToken = 'worker-metrics-token-0123'
+    const child = spawnHookgate(['worker'], { ...env, LOG_LEVEL: 'info', WORKER_METRICS_PORT: String(port), METRICS_TOKEN: metricsToken })
     running.push(child)
     await child.waitFor(/"msg":"worker metrics listening"/)
     await routed(await send())
-    const metrics = await fetch(`http://127.0.0.1:${port}/metrics`)
+    const anonymous = await fetch(`http://127.0.0.1:${port}/metrics`)
+    expect([anonymous.status, anonymous.headers.get('www-authenticate'), ((await anonymous.json()) as { error: string }).error]).toEqual([401, 'Bearer realm="hookgate metrics"', 'unauthorized'])
+    const metrics = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } })
     expect(metrics.status).toBe(200)
     const samples = parsePrometheus(await metrics.text())
     expect(total(samples, 'hookgate_deliveries_total', { instance: 'acme', outcome: 'delivered' })).toBeGreaterThanOrEqual(1)
