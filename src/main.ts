@@ -2,23 +2,24 @@
 import { parseArgs } from 'node:util'
 import { replayFailedDeliveries, type ReplayFilter } from './admin/replay.ts'
 import { startApi } from './api.ts'
-import { ConfigError, loadConfig, type Config } from './config.ts'
-import { RedisServerMissing, freePort, startEmbeddedRedis } from './embedded-redis.ts'
+import { ConfigError, loadConfig, type Config } from './config/config.ts'
+import { RedisServerMissing, freePort, startEmbeddedRedis } from './process/embedded-redis.ts'
 import { parseTime } from './http/admin.ts'
 import { createLogger, type Log } from './log.ts'
 import { serveMetrics } from './metrics.ts'
 import { createQueues } from './queue/queues.ts'
-import { atMost, createRedis, evictionPolicy, evictionPolicyAllowsStart, waitForReady } from './redis.ts'
-import { ensureConnectionsMigrate } from './reuseport.ts'
-import { startSupervisor } from './supervisor.ts'
+import { atMost, createRedis, evictionPolicy, evictionPolicyAllowsStart, waitForReady } from './redis/connections.ts'
+import { ensureConnectionsMigrate } from './process/reuseport.ts'
+import { startSupervisor } from './process/supervisor.ts'
 import { startWorkers } from '../workers/runtime.ts'
 
 const USAGE = `usage: hookgate <command>
 
   start    run the gateway: API_PROCESSES API and WORKER_PROCESSES worker processes, restarted when they die
            (and an embedded redis-server when REDIS_URL is unset)
-  api      run one API process (needs REDIS_URL or Sentinel settings)
-  worker   run one worker process (needs REDIS_URL or Sentinel settings)
+  api      run one API process and print its webhook URLs (needs REDIS_URL or Sentinel settings, and
+           HOOKGATE_CONFIG or HOOKGATE_DEFAULT_TOKEN)
+  worker   run one worker process (needs the same settings as api)
   check    validate the configuration and reach Redis, then exit
   health   exit 0 when this host's API answers /health on PORT (a container HEALTHCHECK with no curl)
   replay   send failed deliveries again (as POST /admin/replay), then exit; give at least one filter:

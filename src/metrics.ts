@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { MetricsUnauthorized } from './errors.ts'
 import { tokenGate } from './http/bearer.ts'
-import { atMost } from './redis.ts'
+import { atMost } from './redis/connections.ts'
 
 /** Seconds; a healthy webhook answer takes 1-10 ms, and anything past 50 ms is the SLO broken. */
 const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 1]

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test'
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { ConfigError, loadConfig, type Env } from '../src/config.ts'
+import { ConfigError, loadConfig, type Env } from '../src/config/config.ts'
 import { tempDir } from './helpers/deps.ts'
 
 function problemsOf(env: Env): string[] {

@@ -1,4 +1,4 @@
-import type { Instances } from '../src/instances.ts'
+import type { Instances } from '../src/config/instances.ts'
 import type { Log } from '../src/log.ts'
 import type { EventLog } from '../src/queue/event-log.ts'
 import { JOB, type ChatwootCall, type ConversationRef, type LaneRef } from '../src/queue/names.ts'

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
 import { createHash } from 'node:crypto'
-import type { BreakerConfig } from '../src/config.ts'
+import type { BreakerConfig } from '../src/config/config.ts'
 import type { Log } from '../src/log.ts'
 import { destinationId, spreadPrefix } from '../src/queue/names.ts'
 import allowScript from './breaker-allow.lua' with { type: 'text' }

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
-import type { Config } from '../src/config.ts'
-import type { Instances } from '../src/instances.ts'
+import type { Config } from '../src/config/config.ts'
+import type { Instances } from '../src/config/instances.ts'
 import type { Log } from '../src/log.ts'
 import { eventLogKey } from '../src/queue/names.ts'
 import type { Queues } from '../src/queue/queues.ts'

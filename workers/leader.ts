@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis'
 import { randomUUID } from 'node:crypto'
 import type { Log } from '../src/log.ts'
 import { spreadPrefix } from '../src/queue/names.ts'
-import { withReleaseLock, type WithReleaseLock } from '../src/redis.ts'
+import { withReleaseLock, type WithReleaseLock } from '../src/redis/connections.ts'
 import leaseScript from './leader-lease.lua' with { type: 'text' }
 
 /** A periodic fleet-wide duty; it gets the fencing token of the leadership it runs under. */

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { freePort } from '../../src/embedded-redis.ts'
+import { freePort } from '../../src/process/embedded-redis.ts'
 import { chatwoot, toChatwootJson } from '../../test/fixtures/chatwoot.ts'
 import { runArrivalRate } from './arrival-rate.ts'
 import { hookgateEnv, startServer } from './processes.ts'

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { InstanceConfig } from '../instances-schema.ts'
+import type { InstanceConfig } from '../config/instances-schema.ts'
 
 /**
  * An instance as GET /admin/instances shows it: every secret replaced by a fingerprint (`sha256:` and 8 hex digits),

@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto'
-import { tokenDigest } from '../instances.ts'
+import { tokenDigest } from '../config/instances.ts'
 
 /** Checks an Authorization header against a token, in constant time; undefined `token` lets everyone in. */
 export function tokenGate(token: string | undefined): (authorization: string | null) => boolean {

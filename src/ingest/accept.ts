@@ -1,7 +1,7 @@
 import type { DedupeLock, EnqueueResult, Enqueuer } from '../queue/enqueue.ts'
 import type { EventLogLine, WebhookJobData } from '../queue/names.ts'
-import type { RedisBreaker } from '../redis-breaker.ts'
-import { atMost, replicated, type Replicas } from '../redis.ts'
+import type { RedisBreaker } from '../redis/breaker.ts'
+import { atMost, replicated, type Replicas } from '../redis/connections.ts'
 import type { Spool } from '../spool/spool.ts'
 
 export type AcceptResult = EnqueueResult | { status: 'spooled'; jobId: string }

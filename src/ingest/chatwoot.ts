@@ -1,6 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
 import { InvalidEvent, InvalidJson, Unauthorized } from '../errors.ts'
-import { tokenDigest, type Instance } from '../instances.ts'
+import { tokenDigest, type Instance } from '../config/instances.ts'
 
 /** What a request offers as proof that it comes from the instance's Chatwoot. */
 export interface Credentials {

@@ -1,4 +1,4 @@
-import type { RouteConfig } from '../instances-schema.ts'
+import type { RouteConfig } from '../config/instances-schema.ts'
 import { OUR_SOURCE_ID_PREFIX, type ConversationRef } from '../queue/names.ts'
 
 /** The fields of a Chatwoot event that routing and answering read. */

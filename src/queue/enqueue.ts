@@ -1,11 +1,11 @@
 import type { Redis } from 'ioredis'
 import { randomBytes } from 'node:crypto'
-import type { Config } from '../config.ts'
+import type { Config } from '../config/config.ts'
 import { Unavailable } from '../errors.ts'
 import type { Log } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
-import { MAX_ROUTES } from '../instances-schema.ts'
-import { defineScript } from '../redis.ts'
+import { MAX_ROUTES } from '../config/instances-schema.ts'
+import { defineScript } from '../redis/connections.ts'
 import acquireScript from './dedupe-lock.lua' with { type: 'text' }
 import releaseScript from './release-lock.lua' with { type: 'text' }
 import type { EventLog } from './event-log.ts'

@@ -1,6 +1,6 @@
 import { Queue, type DefaultJobOptions } from 'bullmq'
 import type { Redis } from 'ioredis'
-import type { Config } from '../config.ts'
+import type { Config } from '../config/config.ts'
 import type { Log } from '../log.ts'
 import { JOB, QUEUE, type ChatwootCallsJobData, type ConversationRef, type DeliveryJobData, type WebhookJobData } from './names.ts'
 import { shardIndex, shardPrefixes } from './shards.ts'

@@ -2,8 +2,8 @@ import type { Log } from '../log.ts'
 import { routableEvent } from '../ingest/routes.ts'
 import type { Enqueuer, LockedEvent } from '../queue/enqueue.ts'
 import type { WebhookJobData } from '../queue/names.ts'
-import type { RedisBreaker } from '../redis-breaker.ts'
-import { atMost, replicated, type Replicas } from '../redis.ts'
+import type { RedisBreaker } from '../redis/breaker.ts'
+import { atMost, replicated, type Replicas } from '../redis/connections.ts'
 import type { Spool } from './spool.ts'
 
 /** How often a process looks for spooled events to move into the queue (its own, and those of dead processes). */

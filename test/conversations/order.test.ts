@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from 'bun:test'
-import { freePort } from '../../src/embedded-redis.ts'
+import { freePort } from '../../src/process/embedded-redis.ts'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { startChatwootApi } from '../helpers/chatwoot-api.ts'
 import { ACME_TOKEN, testEnv } from '../helpers/deps.ts'

@@ -1,5 +1,5 @@
 import { Queue, type ConnectionOptions } from 'bullmq'
-import { freePort } from '../../src/embedded-redis.ts'
+import { freePort } from '../../src/process/embedded-redis.ts'
 import { QUEUE } from '../../src/queue/names.ts'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { ACME_TOKEN, testEnv } from '../helpers/deps.ts'

@@ -1,4 +1,4 @@
-import { freePort } from '../../src/embedded-redis.ts'
+import { freePort } from '../../src/process/embedded-redis.ts'
 
 /** One call the stand-in took, as Chatwoot's API would have read it. */
 export interface ChatwootApiCall {

@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { waitForLine } from '../../src/embedded-redis.ts'
+import { waitForLine } from '../../src/process/embedded-redis.ts'
 
 /** A port that is free and whose cluster bus port (port + 10000) is free too. */
 async function freeClusterPort(): Promise<number> {

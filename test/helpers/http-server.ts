@@ -1,4 +1,4 @@
-import { freePort } from '../../src/embedded-redis.ts'
+import { freePort } from '../../src/process/embedded-redis.ts'
 
 export interface Recorded {
   method: string

@@ -1,6 +1,6 @@
 import type { Subprocess } from 'bun'
 import { join } from 'node:path'
-import type { Env } from '../../src/config.ts'
+import type { Env } from '../../src/config/config.ts'
 
 const MAIN = join(import.meta.dir, '../../src/main.ts')
 

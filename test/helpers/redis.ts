@@ -2,7 +2,7 @@ import type { Subprocess } from 'bun'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort, waitForLine } from '../../src/embedded-redis.ts'
+import { freePort, waitForLine } from '../../src/process/embedded-redis.ts'
 
 export interface TestRedis {
   url: string

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort, waitForLine } from '../../src/embedded-redis.ts'
+import { freePort, waitForLine } from '../../src/process/embedded-redis.ts'
 
 export const MASTER_NAME = 'hookgate'
 /** Redis and the sentinels each require a password, as in production: hookgate must bring both. */

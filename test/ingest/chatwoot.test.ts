@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test'
 import { Unauthorized } from '../../src/errors.ts'
 import { credentialsFrom, dedupeKey, parseEvent, verifyChatwoot, type Credentials } from '../../src/ingest/chatwoot.ts'
-import { createInstances } from '../../src/instances.ts'
+import { createInstances } from '../../src/config/instances.ts'
 import { chatwoot, everyEvent, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { signedDelivery } from '../fixtures/signed-delivery.ts'
 import { ACME_SECRET_2, ACME_TOKEN, sign, testInstances } from '../helpers/deps.ts'

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import type { RouteConfig } from '../../src/instances-schema.ts'
+import type { RouteConfig } from '../../src/config/instances-schema.ts'
 import { matchRoutes, routableEvent } from '../../src/ingest/routes.ts'
 import { chatwoot } from '../fixtures/chatwoot.ts'
 

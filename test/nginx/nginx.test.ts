@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { freePort } from '../../src/embedded-redis.ts'
+import { freePort } from '../../src/process/embedded-redis.ts'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { ACME_TOKEN, tempDir, testEnv } from '../helpers/deps.ts'
 import { startApiProcess, type HookgateProcess } from '../helpers/process.ts'

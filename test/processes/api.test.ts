@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Queue } from 'bullmq'
 import { connect } from 'node:net'
-import { freePort } from '../../src/embedded-redis.ts'
+import { freePort } from '../../src/process/embedded-redis.ts'
 import { QUEUE } from '../../src/queue/names.ts'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { ACME_TOKEN, testEnv } from '../helpers/deps.ts'

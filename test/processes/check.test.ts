@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { freePort } from '../../src/embedded-redis.ts'
+import { freePort } from '../../src/process/embedded-redis.ts'
 import { testEnv } from '../helpers/deps.ts'
 import { spawnHookgate } from '../helpers/process.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Redis } from 'ioredis'
-import { freePort } from '../../src/embedded-redis.ts'
+import { freePort } from '../../src/process/embedded-redis.ts'
 import { testEnv } from '../helpers/deps.ts'
 import { spawnHookgate } from '../helpers/process.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'

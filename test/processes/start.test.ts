@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from 'bun:test'
 import { existsSync, mkdirSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
-import { freePort } from '../../src/embedded-redis.ts'
+import { freePort } from '../../src/process/embedded-redis.ts'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { tempDir } from '../helpers/deps.ts'
 import { spawnHookgate, type HookgateProcess } from '../helpers/process.ts'

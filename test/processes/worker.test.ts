@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Queue, QueueEvents } from 'bullmq'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { freePort } from '../../src/embedded-redis.ts'
+import { freePort } from '../../src/process/embedded-redis.ts'
 import { QUEUE, eventLogKey } from '../../src/queue/names.ts'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { ACME_TOKEN, testApp, testEnv, webhookRequest, type TestGateway } from '../helpers/deps.ts'

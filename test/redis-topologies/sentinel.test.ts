@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from 'bun:test'
-import { freePort } from '../../src/embedded-redis.ts'
+import { freePort } from '../../src/process/embedded-redis.ts'
 import { startFleet, startLoad, summary } from '../faults/fleet.ts'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { ACME_TOKEN } from '../helpers/deps.ts'

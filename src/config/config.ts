@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import { Value } from '@sinclair/typebox/value'
-import { parseCidr } from './http/client-ip.ts'
+import { parseCidr } from '../http/client-ip.ts'
 import { InstancesFileSchema, type InstanceConfig } from './instances-schema.ts'
 
 export type Env = Record<string, string | undefined>

@@ -1,7 +1,7 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
-import type { RedisConfig } from './config.ts'
-import { createOutageReporter, type Log } from './log.ts'
-import releaseScript from './queue/release-lock.lua' with { type: 'text' }
+import type { RedisConfig } from '../config/config.ts'
+import { createOutageReporter, type Log } from '../log.ts'
+import releaseScript from '../queue/release-lock.lua' with { type: 'text' }
 import { giveTracingChannelHasSubscribers } from './tracing-channel.ts'
 
 /**

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Log } from './log.ts'
+import type { Log } from '../log.ts'
 
 export interface EmbeddedRedis {
   url: string

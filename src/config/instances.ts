@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto'
 import { ConfigError, reloadInstancesFile, type Config } from './config.ts'
 import type { InstanceConfig } from './instances-schema.ts'
-import type { Log } from './log.ts'
-import type { ReloadReport } from './supervisor-link.ts'
+import type { Log } from '../log.ts'
+import type { ReloadReport } from '../process/supervisor-link.ts'
 
 /** An instance with its credentials prepared once, so a request only hashes and compares. */
 export interface Instance {

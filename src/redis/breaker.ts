@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
-import type { Log } from './log.ts'
-import { atMost } from './redis.ts'
+import type { Log } from '../log.ts'
+import { atMost } from './connections.ts'
 
 /** Consecutive failed or too-slow Redis calls that open the breaker. */
 const FAILURES_TO_OPEN = 3

@@ -1,8 +1,8 @@
 import type { Subprocess } from 'bun'
 import { Counter, Registry } from 'prom-client'
-import type { Config } from './config.ts'
+import type { Config } from '../config/config.ts'
 import { createFleetMetrics } from './fleet-metrics.ts'
-import type { Log } from './log.ts'
+import type { Log } from '../log.ts'
 import { pendingRequests, type MetricsJson, type ReloadReport, type ToChild, type ToSupervisor } from './supervisor-link.ts'
 
 export interface Supervisor {

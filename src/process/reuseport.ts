@@ -1,5 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs'
-import type { Log } from './log.ts'
+import type { Log } from '../log.ts'
 
 const SETTING = '/proc/sys/net/ipv4/tcp_migrate_req'
 
