@@ -44,7 +44,7 @@ export async function buildApi(config: Config, redisConfig: ConnectedRedisConfig
     metricsText: supervisor ? supervisor.fleetMetrics : () => metrics.registry.metrics(),
     reloadInstances: supervisor ? supervisor.reloadAll : async () => [reloadHere()],
   }
-  const eventLog = createEventLog({ redis: commands, prefix: config.queue.prefix, maxLen: config.workers.eventLogMaxLen, log })
+  const eventLog = createEventLog({ redis: commands, prefix: config.queue.prefix, maxLen: config.workers.eventLogMaxLen, bodiesKept: config.workers.eventBodiesKept, log })
   const enqueuer = createEnqueuer({ config: config.queue, commands, queues, eventLog, log, metrics })
   const budgetMs = config.spool.redisBudgetMs
   const breaker = createRedisBreaker({ redis: commands, budgetMs, log })

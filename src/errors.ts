@@ -52,6 +52,12 @@ export class MetricsUnauthorized extends HookgateError {
   }
 }
 
+export class CrossOrigin extends HookgateError {
+  constructor() {
+    super('cross_origin', 403, 'This request came from another site (its Origin is not this gateway); nothing was done.')
+  }
+}
+
 export class AdminDisabled extends HookgateError {
   constructor() {
     super('admin_disabled', 403, 'The admin API is off: set ADMIN_TOKEN (16 characters or more) and restart hookgate.')

@@ -23,7 +23,7 @@ export interface AnswerBack {
    */
   answer(answered: Answered, json: unknown): Promise<boolean>
   /** Tells the conversation's agents, in a private note, that its automation gave up (the instance's notifyOnFailure). */
-  notifyFailure(deliveryId: string, instanceId: string, conversation: ConversationRef | undefined, url: string, reason: string): Promise<void>
+  notifyFailure(failed: { deliveryId: string; instanceId: string; event: string; conversation: ConversationRef | undefined }, url: string, reason: string): Promise<void>
 }
 
 /**
@@ -33,8 +33,8 @@ export interface AnswerBack {
 export function createAnswerBack(deps: { shard: ShardQueues; instances: Instances; eventLog: EventLog; log: Log }): AnswerBack {
   const { shard, instances, eventLog, log } = deps
 
-  const post = (jobId: string, instanceId: string, conversation: ConversationRef, calls: ChatwootCall[], lane?: LaneRef) =>
-    shard.chatwootNote.add(JOB.chatwootNote, { instanceId, conversation, calls, ...(lane && { lane }) }, { jobId })
+  const post = (jobId: string, instanceId: string, event: string, conversation: ConversationRef, calls: ChatwootCall[], lane?: LaneRef) =>
+    shard.chatwootNote.add(JOB.chatwootNote, { instanceId, event, conversation, calls, ...(lane && { lane }) }, { jobId })
 
   const privateNote = (content: string): ChatwootCall => ({ kind: 'message', content, private: true })
   const notifies = (instanceId: string) => instances.get(instanceId)?.config.notifyOnFailure === true
@@ -46,7 +46,7 @@ export function createAnswerBack(deps: { shard: ShardQueues; instances: Instance
         log.warn({ jobId: deliveryId, instance: instanceId, reason: plan.rejected }, 'answer rejected; nothing of it is posted')
         await eventLog.append(instanceId, { kind: 'answer_rejected', jobId: deliveryId, event, at: Date.now(), conversation, error: plan.rejected })
         if (conversation && notifies(instanceId)) {
-          await post(`${deliveryId}.rejected`, instanceId, conversation, [privateNote(`hookgate did not post the automation's answer: ${plan.rejected}.`)])
+          await post(`${deliveryId}.rejected`, instanceId, event, conversation, [privateNote(`hookgate did not post the automation's answer: ${plan.rejected}.`)])
         }
         return false
       }
@@ -55,14 +55,14 @@ export function createAnswerBack(deps: { shard: ShardQueues; instances: Instance
         log.warn({ jobId: deliveryId, instance: instanceId }, 'destination answered with messages or actions, but the event has no conversation')
         return false
       }
-      await post(`${deliveryId}.answer`, instanceId, conversation, plan.calls, lane)
+      await post(`${deliveryId}.answer`, instanceId, event, conversation, plan.calls, lane)
       return lane !== undefined
     },
 
-    async notifyFailure(deliveryId, instanceId, conversation, url, reason) {
+    async notifyFailure({ deliveryId, instanceId, event, conversation }, url, reason) {
       if (!conversation) return
       const content = `hookgate could not deliver this event to ${new URL(url).host} and gave up: ${reason}. The automation did not run.`
-      await post(`${deliveryId}.failure`, instanceId, conversation, [privateNote(content)])
+      await post(`${deliveryId}.failure`, instanceId, event, conversation, [privateNote(content)])
     },
   }
 }

@@ -9,6 +9,8 @@ export class RetryLater extends Error {
     message: string,
     readonly retryAfterMs?: number,
     readonly unhealthy = false,
+    /** The HTTP status, when the server answered. */
+    readonly status?: number,
   ) {
     super(message)
     this.name = 'RetryLater'

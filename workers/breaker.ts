@@ -1,8 +1,7 @@
 import type { Redis } from 'ioredis'
-import { createHash } from 'node:crypto'
 import type { BreakerConfig } from '../src/config/config.ts'
 import type { Log } from '../src/log.ts'
-import { destinationId, spreadPrefix } from '../src/queue/names.ts'
+import { breakerKey, destinationId } from '../src/queue/names.ts'
 import allowScript from './breaker-allow.lua' with { type: 'text' }
 import recordScript from './breaker-record.lua' with { type: 'text' }
 
@@ -60,8 +59,7 @@ export function createBreaker(deps: { redis: Redis; prefix: string; config: Brea
     const id = destinationId(url)
     let entry = known.get(id)
     if (!entry) {
-      const key = `${spreadPrefix(deps.prefix)}:breaker:${createHash('sha256').update(id).digest('hex').slice(0, 24)}`
-      entry = { key, failures: 0, tripped: false, openUntil: 0, freshUntil: 0 }
+      entry = { key: breakerKey(deps.prefix, url), failures: 0, tripped: false, openUntil: 0, freshUntil: 0 }
       known.set(id, entry)
     }
     return entry

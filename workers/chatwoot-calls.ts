@@ -4,6 +4,7 @@ import type { Config } from '../src/config/config.ts'
 import tokenBucketScript from '../src/ingest/token-bucket.lua' with { type: 'text' }
 import type { Instances } from '../src/config/instances.ts'
 import type { Log } from '../src/log.ts'
+import type { EventLog } from '../src/queue/event-log.ts'
 import { OUR_SOURCE_ID_PREFIX, postedKey, spreadPrefix, type ChatwootCall, type ChatwootCallsJobData } from '../src/queue/names.ts'
 import { defineScript } from '../src/redis/connections.ts'
 import { waitWithoutTrying } from './backoff.ts'
@@ -24,8 +25,8 @@ type TakeToken = (key: string, take: number, capacity: number, rate: number, cei
  * made; any other 4xx fails that call for good (logged) and the rest go on. Messages carry our `source_id`, so their
  * echo (a message_created) is never routed again. An ordered route's answer leaves its lane once done.
  */
-export function createChatwootCallsProcessor(deps: { config: Config; instances: Instances; redis: Redis; lanes: Lanes; log: Log }) {
-  const { config, instances, redis, lanes, log } = deps
+export function createChatwootCallsProcessor(deps: { config: Config; instances: Instances; redis: Redis; lanes: Lanes; eventLog: EventLog; log: Log }) {
+  const { config, instances, redis, lanes, eventLog, log } = deps
   const { perSecond, burst } = config.workers.chatwootApi
   const { prefix, dedupeWindowMs } = config.queue
   const takeToken = defineScript(redis, 'takeToken', tokenBucketScript, [1])(1) as TakeToken
@@ -40,22 +41,30 @@ export function createChatwootCallsProcessor(deps: { config: Config; instances: 
       const headers = { api_access_token: chatwoot.apiAccessToken }
       const send = (path: string, body?: unknown) =>
         sendJson(`${conversationUrl}/${path}`, body === undefined ? undefined : JSON.stringify(body), headers, CHATWOOT_TIMEOUT_MS, body === undefined ? 'GET' : 'POST')
+      const made: string[] = []
       for (const [index, call] of calls.entries()) {
         const posted = postedKey(prefix, job.id!, index)
-        if ((await redis.exists(posted)) === 1) continue
+        if ((await redis.exists(posted)) === 1) {
+          made.push(describeCall(call))
+          continue
+        }
         // The instance's own token bucket, fleet-wide: a burst of calls waits its turn instead of getting its token throttled.
         const requests = call.kind === 'labels' ? 2 : 1
         const [consumed, waitMs] = await takeToken(`${spreadPrefix(prefix)}:rl:chatwoot-api:${instanceId}`, requests, burst, perSecond, 0, 0)
         if (consumed > burst) return await waitWithoutTrying(job, waitMs, token)
         try {
           await make(call, send, `${OUR_SOURCE_ID_PREFIX}${job.id}.${index}`)
+          made.push(describeCall(call))
         } catch (error) {
           if (!(error instanceof UnrecoverableError)) throw error
           log.warn({ jobId: job.id, instance: instanceId, call: call.kind, err: error.message }, 'chatwoot refused a call; the others go on')
+          made.push(`${describeCall(call)}: refused (${error.message})`)
         }
         await redis.set(posted, '1', 'PX', dedupeWindowMs)
       }
       log.info({ jobId: job.id, instance: instanceId, conversation: conversation.conversationId, calls: calls.length }, 'posted to chatwoot')
+      const deliveryId = job.id!.slice(0, job.id!.lastIndexOf('.'))
+      await eventLog.append(instanceId, { kind: 'posted', jobId: deliveryId, event: job.data.event ?? '', at: Date.now(), conversation, answer: made.join('; ') })
       if (lane) await lanes.leave(lane)
       return { calls: calls.length }
     } catch (error) {
@@ -63,6 +72,24 @@ export function createChatwootCallsProcessor(deps: { config: Config; instances: 
       if (lane && final && !(error instanceof DelayedError)) await lanes.leave(lane)
       throw error
     }
+  }
+}
+
+/** A call in a few words, for the event log: `reply "Hello…"`, `labels vip, urgent`. */
+function describeCall(call: ChatwootCall): string {
+  switch (call.kind) {
+    case 'message':
+      return `${call.private ? 'note' : 'reply'} ${JSON.stringify(call.content.length > 80 ? `${call.content.slice(0, 80)}…` : call.content)}`
+    case 'labels':
+      return `labels ${call.labels.join(', ')}`
+    case 'custom_attributes':
+      return `custom attributes ${Object.keys(call.customAttributes).join(', ')}`
+    case 'priority':
+      return `priority ${call.priority ?? 'none'}`
+    case 'assign':
+      return call.agentId !== undefined ? `assigned to agent ${call.agentId}` : `assigned to team ${call.teamId}`
+    case 'status':
+      return `status ${call.status}`
   }
 }
 

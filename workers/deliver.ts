@@ -4,12 +4,12 @@ import type { RouteConfig } from '../src/config/instances-schema.ts'
 import type { Log } from '../src/log.ts'
 import type { Metrics } from '../src/metrics.ts'
 import type { EventLog } from '../src/queue/event-log.ts'
-import { deliveredKey, type ConversationRef, type LaneRef } from '../src/queue/names.ts'
+import { deliveredKey, type ConversationRef, type EventLogLine, type LaneRef } from '../src/queue/names.ts'
 import type { WithReleaseLock } from '../src/redis/connections.ts'
 import type { AnswerBack } from './answer-back.ts'
 import { RetryLater } from './backoff.ts'
 import type { Breaker } from './breaker.ts'
-import { sendJson } from './http.ts'
+import { sendJson, statusOf } from './http.ts'
 import type { Lanes } from './lanes.ts'
 import { signStandardWebhook } from './sign.ts'
 
@@ -26,6 +26,8 @@ export interface DeliveryTarget {
   destination: Destination
   /** Which try this is, from 1 (for the log). */
   attempt: number
+  /** When the API accepted the event, ms since the epoch (absent on jobs queued by an earlier version). */
+  receivedAt?: number
   /** An ordered route's: the event heads this lane, which its answer holds until posted. */
   lane?: LaneRef
 }
@@ -38,11 +40,13 @@ export type TryOutcome =
   | { status: 'delivered'; httpStatus: number }
   | { status: 'delivered_before' }
   | { status: 'wait'; waitMs: number }
-  | { status: 'failed'; error: Error }
+  | { status: 'failed'; error: Error; ms: number }
 
 export type TryDelivery = (target: DeliveryTarget) => Promise<TryOutcome>
 
 const DEFAULT_TIMEOUT_MS = 10_000
+/** How much of a destination's answer its event-log line keeps (the console shows it). */
+export const ANSWER_LOGGED_CHARS = 300
 /** How much longer than its POST's timeout a run's claim on the marker lives. */
 const IN_FLIGHT_MARGIN_MS = 1000
 /** The marker of a delivery done; ANSWERING: done, and its answer's calls (which hold its lane) were queued. */
@@ -101,14 +105,17 @@ export function createDeliverer(deps: {
     const release = () => redis.releaseLock(marker, owner).catch(() => 0)
 
     let answer: Awaited<ReturnType<typeof sendJson>>
+    const startedAt = performance.now()
+    const took = () => Math.round(performance.now() - startedAt)
     try {
       const signed = destination.secret ? signStandardWebhook(destination.secret, id, Math.floor(Date.now() / 1000), target.body) : { 'webhook-id': id }
       answer = await sendJson(destination.url, target.body, { ...signed, 'x-hookgate-instance': instanceId, 'x-chatwoot-event': event }, timeoutMs)
     } catch (error) {
       if (await breaker.record(destination.url, !(error instanceof RetryLater && error.unhealthy), owner)) metrics.breakerOpen.set({ host }, 1)
       await release()
-      return { status: 'failed', error: error as Error }
+      return { status: 'failed', error: error as Error, ms: took() }
     }
+    const ms = took()
     let answerHoldsLane: boolean
     try {
       // The answer's calls first, then the marker: a failure in between delivers the event again (destinations dedupe
@@ -116,12 +123,25 @@ export function createDeliverer(deps: {
       answerHoldsLane = await answerBack.answer({ deliveryId: id, instanceId, event, conversation, lane: target.lane }, answer.json)
     } catch (error) {
       await release()
-      return { status: 'failed', error: error as Error }
+      return { status: 'failed', error: error as Error, ms }
     }
+    const now = Date.now()
     // Marker, log line and leaving the lane in the same tick: one round trip on the auto-pipelined connection.
     await Promise.all([
       untilWritten(() => redis.set(marker, answerHoldsLane ? ANSWERING : DELIVERED, 'PX', dedupeWindowMs), config.workers.jobLockMs),
-      eventLog.append(instanceId, { kind: 'delivered', jobId: id, event, at: Date.now(), conversation, host, status: answer.status, attempt: target.attempt }),
+      eventLog.append(instanceId, {
+        kind: 'delivered',
+        jobId: id,
+        event,
+        at: now,
+        conversation,
+        host,
+        status: answer.status,
+        attempt: target.attempt,
+        ms,
+        latencyMs: target.receivedAt === undefined ? undefined : now - target.receivedAt,
+        answer: answer.json === undefined ? undefined : JSON.stringify(answer.json).slice(0, ANSWER_LOGGED_CHARS),
+      }),
       target.lane && !answerHoldsLane ? lanes.leave(target.lane) : undefined,
     ])
     await breaker.record(destination.url, true, owner)
@@ -129,6 +149,26 @@ export function createDeliverer(deps: {
     metrics.deliveries.inc({ instance: instanceId, host, outcome: 'delivered' })
     log.info({ jobId: id, instance: instanceId, host, status: answer.status, attempt: target.attempt }, 'delivered')
     return { status: 'delivered', httpStatus: answer.status }
+  }
+}
+
+/** The event-log line of a try that failed: `attempt_failed` when another follows, `delivery_failed` when it was the last. */
+export function failedTryLine(
+  target: Pick<DeliveryTarget, 'id' | 'event' | 'conversation' | 'destination' | 'attempt'>,
+  failure: { error: Error; ms?: number },
+  final: boolean,
+): EventLogLine {
+  return {
+    kind: final ? 'delivery_failed' : 'attempt_failed',
+    jobId: target.id,
+    event: target.event,
+    at: Date.now(),
+    conversation: target.conversation,
+    host: new URL(target.destination.url).host,
+    status: statusOf(failure.error),
+    attempt: target.attempt,
+    ms: failure.ms,
+    error: failure.error.message,
   }
 }
 

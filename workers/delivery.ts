@@ -8,7 +8,8 @@ import type { EventLog } from '../src/queue/event-log.ts'
 import { batchKey, destinationId, type DeliveryJobData, type LaneRef } from '../src/queue/names.ts'
 import type { AnswerBack } from './answer-back.ts'
 import { waitWithoutTrying } from './backoff.ts'
-import type { TryDelivery } from './deliver.ts'
+import { failedTryLine, type TryDelivery } from './deliver.ts'
+import { Refused } from './http.ts'
 import { LANE_RECHECK_MS, type Lanes } from './lanes.ts'
 
 export interface DeliveryDeps {
@@ -59,16 +60,19 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
     const attempt = (job.data.triedBefore ?? 0) + job.attemptsMade + 1
     const host = new URL(destination.url).host
 
-    const giveUp = async (reason: string, lastAttempt: number) => {
+    const target = { id, event, conversation, destination, attempt }
+    const giveUp = async (failure: { error: Error; ms?: number }, lastAttempt: number) => {
       metrics.deliveries.inc({ instance: instanceId, host, outcome: 'failed' })
-      await eventLog.append(instanceId, { kind: 'delivery_failed', jobId: id, event, at: Date.now(), conversation, host, attempt: lastAttempt, error: reason })
-      if (instance.config.notifyOnFailure) await answerBack.notifyFailure(id, instanceId, conversation, destination.url, reason)
+      await eventLog.append(instanceId, failedTryLine({ ...target, attempt: lastAttempt }, failure, true))
+      if (instance.config.notifyOnFailure) await answerBack.notifyFailure({ deliveryId: id, instanceId, event, conversation }, destination.url, failure.error.message)
       if (lane) await lanes.leave(lane)
     }
-    // Its first try failed for good in the webhook job; a replay (attemptsStarted > 1) sends it.
-    if (job.data.failedFirstTry !== undefined && job.attemptsStarted <= 1) {
-      await giveUp(job.data.failedFirstTry, 1)
-      throw new UnrecoverableError(job.data.failedFirstTry)
+    // Its first try failed for good in the webhook job (that try's line is written now); a replay (attemptsStarted > 1) sends it.
+    const { failedFirstTry, failedFirstTryStatus } = job.data
+    if (failedFirstTry !== undefined && job.attemptsStarted <= 1) {
+      const error = failedFirstTryStatus === undefined ? new UnrecoverableError(failedFirstTry) : new Refused(failedFirstTry, failedFirstTryStatus)
+      await giveUp({ error }, 1)
+      throw error
     }
     if (lane) {
       const position = await positionAfterDeadHeads(job, lane)
@@ -78,7 +82,7 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
     const body = job.data.body || (job.data.batch ? await takeBatch(job, job.data.batch) : '')
     if (!body) return { status: 'empty_batch' }
 
-    const outcome = await tryDelivery({ id, instanceId, event, body, conversation, destination, attempt, lane })
+    const outcome = await tryDelivery({ id, instanceId, event, body, conversation, destination, attempt, lane, receivedAt: job.data.receivedAt })
     switch (outcome.status) {
       case 'delivered':
         if (job.data.batch) await redis.ltrim(batchKey(prefix, job.data.batch), job.data.batchTaken ?? 0, -1)
@@ -89,8 +93,11 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
         return waitWithoutTrying(job, outcome.waitMs, token)
       case 'failed': {
         const final = outcome.error instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
-        if (final) await giveUp(outcome.error.message, attempt)
-        else metrics.deliveries.inc({ instance: instanceId, host, outcome: 'retry' })
+        if (final) await giveUp(outcome, attempt)
+        else {
+          metrics.deliveries.inc({ instance: instanceId, host, outcome: 'retry' })
+          await eventLog.append(instanceId, failedTryLine(target, outcome, false))
+        }
         throw outcome.error
       }
     }

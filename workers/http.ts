@@ -10,6 +10,21 @@ export interface Answer {
   json: unknown
 }
 
+/** A 4xx other than 408 and 429: no more tries. */
+export class Refused extends UnrecoverableError {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message)
+  }
+}
+
+/** The HTTP status behind a failed request, when there was an answer. */
+export function statusOf(error: Error): number | undefined {
+  return error instanceof Refused || error instanceof RetryLater ? error.status : undefined
+}
+
 /**
  * Sends a request (POST with a JSON body unless told) and sorts the outcome the way both destinations and the
  * Chatwoot API need: 2xx is an Answer; 408, 429, 5xx, network errors and timeouts are RetryLater (with the server's
@@ -32,11 +47,11 @@ export async function sendJson(url: string, body: string | undefined, headers: R
   const { status } = response
   if (status === 408 || status === 429 || status >= 500) {
     await response.body?.cancel()
-    throw new RetryLater(`${new URL(url).host} answered ${status}`, retryAfterMs(response.headers.get('retry-after')), status !== 429)
+    throw new RetryLater(`${new URL(url).host} answered ${status}`, retryAfterMs(response.headers.get('retry-after')), status !== 429, status)
   }
   if (status < 200 || status >= 300) {
     await response.body?.cancel()
-    throw new UnrecoverableError(`${new URL(url).host} answered ${status}`)
+    throw new Refused(`${new URL(url).host} answered ${status}`, status)
   }
   return { status, json: await readJson(response) }
 }

@@ -45,7 +45,7 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
   const supervisor = linkToSupervisor({ supervised: config.processes.supervisorPid !== undefined, registry: metrics.registry, reload })
   const settings = { backoffStrategy: backoffStrategy(config.workers.deliveryBackoffMs) }
   const breaker = createBreaker({ redis: commands, prefix: config.queue.prefix, config: config.workers.breaker, log })
-  const eventLog = createEventLog({ redis: commands, prefix: config.queue.prefix, maxLen: config.workers.eventLogMaxLen, log })
+  const eventLog = createEventLog({ redis: commands, prefix: config.queue.prefix, maxLen: config.workers.eventLogMaxLen, bodiesKept: config.workers.eventBodiesKept, log })
 
   const start = (shard: ShardQueues, queue: string, processor: Processor, concurrency: number) => {
     // drainDelay (s): how long an idle worker blocks waiting for jobs. Measured here: a retry due in 10 ms sometimes
@@ -88,7 +88,7 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
     return [
       start(shard, QUEUE.webhook, createWebhookProcessor({ config, instances, redis: commands, shard, tryDelivery, lanes, eventLog, log, metrics }), share(concurrency.webhookConcurrency)),
       start(shard, QUEUE.delivery, createDeliveryProcessor({ config, instances, tryDelivery, redis: commands, answerBack, lanes, eventLog, metrics }), share(concurrency.deliveryConcurrency)),
-      start(shard, QUEUE.chatwootNote, createChatwootCallsProcessor({ config, instances, redis: commands, lanes, log }), share(concurrency.chatwootNoteConcurrency)),
+      start(shard, QUEUE.chatwootNote, createChatwootCallsProcessor({ config, instances, redis: commands, lanes, eventLog, log }), share(concurrency.chatwootNoteConcurrency)),
     ]
   })
   const { enableCron, leaderLeaseMs, dutyIntervalMs } = config.workers

@@ -10,7 +10,8 @@ import type { EventLog } from '../src/queue/event-log.ts'
 import { JOB, batchKey, destinationId, laneKey, type ConversationRef, type DeliveryJobData, type LaneRef, type WebhookJobData } from '../src/queue/names.ts'
 import type { ShardQueues } from '../src/queue/queues.ts'
 import { backoffStrategy } from './backoff.ts'
-import type { TryDelivery } from './deliver.ts'
+import { failedTryLine, type TryDelivery } from './deliver.ts'
+import { statusOf } from './http.ts'
 import { LANE_RECHECK_MS, type Lanes } from './lanes.ts'
 
 export interface WebhookDeps {
@@ -57,14 +58,17 @@ export function createWebhookProcessor(deps: WebhookDeps) {
     const { conversation } = routable
     const joined = new Set(job.data.lanes)
     const laneOf = (route: number, conversation: ConversationRef): LaneRef => ({ key: laneKey(shard.prefix, instanceId, route, conversation), entry: job.id!, route })
-    const logged = eventLog.append(instanceId, { kind: 'routed', jobId: job.id!, event, at: Date.now(), conversation, routes: matched })
+    const logged = Promise.all([
+      eventLog.append(instanceId, { kind: 'routed', jobId: job.id!, event, at: Date.now(), conversation, routes: matched }),
+      eventLog.keepBody(instanceId, job.id!, body),
+    ])
     // Ids derived from the event's: a run of this job again never makes a second delivery of a route, and its marker
     // tells which routes were delivered already.
     await Promise.all(
       matched.map((route) => {
         const { destination } = routes[route]!
         const id = `${job.id}.r${route}`
-        const data: DeliveryJobData = { instanceId, route, destination: destinationId(destination.url), event, body, conversation }
+        const data: DeliveryJobData = { instanceId, route, destination: destinationId(destination.url), event, body, conversation, receivedAt: job.data.receivedAt }
         const attempts = destination.maxAttempts ?? config.workers.deliveryAttempts
         if (destination.debounceMs && conversation) return debounce(job, data, id, attempts, destination.debounceMs, conversation)
         if (!conversation || !joined.delete(route)) return deliverFirst(destination, data, id, attempts)
@@ -88,17 +92,23 @@ export function createWebhookProcessor(deps: WebhookDeps) {
   }
 
   async function deliverFirst(destination: RouteConfig['destination'], data: DeliveryJobData, id: string, attempts: number) {
-    const { instanceId, event, body, conversation, lane } = data
-    const outcome = await tryDelivery({ id, instanceId, event, body, conversation, destination, attempt: 1, lane })
+    const { instanceId, event, body, conversation, lane, receivedAt } = data
+    const target = { id, instanceId, event, body, conversation, destination, attempt: 1, lane, receivedAt }
+    const outcome = await tryDelivery(target)
     if (outcome.status === 'delivered' || outcome.status === 'delivered_before') return
     if (outcome.status === 'wait') return handOver(data, { jobId: id, attempts, delay: outcome.waitMs })
     const { error } = outcome
     const tried = { ...data, triedBefore: 1 }
-    // A delivery that failed for good leaves its lane when its dead letter's first run logs it.
-    if (error instanceof UnrecoverableError || attempts <= 1) return handOver({ ...tried, failedFirstTry: error.message }, { jobId: id, attempts: 1 })
+    // A delivery that failed for good leaves its lane (and logs it) when its dead letter's first run does.
+    if (error instanceof UnrecoverableError || attempts <= 1) {
+      return handOver({ ...tried, failedFirstTry: error.message, failedFirstTryStatus: statusOf(error) }, { jobId: id, attempts: 1 })
+    }
     metrics.deliveries.inc({ instance: instanceId, host: new URL(destination.url).host, outcome: 'retry' })
     log.warn({ jobId: id, attempt: 1, err: error.message }, 'delivery failed; will retry')
-    return handOver(tried, { jobId: id, attempts: attempts - 1, delay: await retryDelayMs(1, 'hookgate', error) })
+    await Promise.all([
+      eventLog.append(instanceId, failedTryLine(target, outcome, false)),
+      handOver(tried, { jobId: id, attempts: attempts - 1, delay: await retryDelayMs(1, 'hookgate', error) }),
+    ])
   }
 
   async function handOver(data: DeliveryJobData, opts: JobsOptions): Promise<void> {

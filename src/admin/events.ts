@@ -1,11 +1,17 @@
 import type { Redis } from 'ioredis'
 import { eventLogKey, type ConversationRef, type EventLogLine } from '../queue/names.ts'
 
+export type EventFilter = Omit<EventQuery, 'instance' | 'since' | 'until' | 'before' | 'limit'>
+
 export interface EventQuery {
   instance: string
   conversation?: number
   event?: string
   kind?: EventLogLine['kind']
+  /** A destination's host (lines about deliveries to it). */
+  host?: string
+  /** An event's webhook job id: its own line and its deliveries' (`<job id>.r<route>`). */
+  jobId?: string
   /** Logged at or after / before, ms since the epoch. */
   since?: number
   until?: number
@@ -52,15 +58,29 @@ export async function searchEvents(redis: Redis, prefix: string, query: EventQue
   }
 }
 
-function matches(event: LoggedEvent, query: EventQuery): boolean {
+export function matches(event: LoggedEvent, query: EventFilter): boolean {
   if (query.event !== undefined && event.event !== query.event) return false
   if (query.kind !== undefined && event.kind !== query.kind) return false
   if (query.conversation !== undefined && event.conversation?.conversationId !== query.conversation) return false
+  if (query.host !== undefined && event.host !== query.host) return false
+  if (query.jobId !== undefined && event.jobId !== query.jobId && !event.jobId.startsWith(`${query.jobId}.`)) return false
   return true
 }
 
-/** A stream entry back into the line the log worker wrote (numbers and objects were written as strings). */
-function toEvent(id: string, fields: string[]): LoggedEvent {
+/** Entries logged after `afterId` (exclusive), oldest first, at most `count`: what a live view has not seen yet. */
+export async function eventsAfter(redis: Redis, prefix: string, instance: string, afterId: string, count: number): Promise<LoggedEvent[]> {
+  const entries = await redis.xrange(eventLogKey(prefix, instance), `(${afterId}`, '+', 'COUNT', count)
+  return entries.map(([id, fields]) => toEvent(id, fields))
+}
+
+/** The id of an instance's newest log entry ('0-0' when it has none): a live view starts after it. */
+export async function newestEventId(redis: Redis, prefix: string, instance: string): Promise<string> {
+  const [newest] = await redis.xrevrange(eventLogKey(prefix, instance), '+', '-', 'COUNT', 1)
+  return newest?.[0] ?? '0-0'
+}
+
+/** A stream entry back into the line that was written (numbers and objects were written as strings). */
+export function toEvent(id: string, fields: string[]): LoggedEvent {
   const raw: Record<string, string> = {}
   for (let i = 0; i + 1 < fields.length; i += 2) raw[fields[i]!] = fields[i + 1]!
   const number = (value: string | undefined) => (value === undefined ? undefined : Number(value))
@@ -76,6 +96,9 @@ function toEvent(id: string, fields: string[]): LoggedEvent {
     host: raw.host,
     status: number(raw.status),
     attempt: number(raw.attempt),
+    ms: number(raw.ms),
+    latencyMs: number(raw.latencyMs),
+    answer: raw.answer,
     error: raw.error,
   }
 }

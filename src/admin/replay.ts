@@ -7,6 +7,8 @@ export interface ReplayFilter {
   instance?: string
   /** A destination's URL (without its query) or its host. */
   destination?: string
+  /** A conversation's display id (with `instance`, one conversation). */
+  conversation?: number
   /** Failed at or after / before, ms since the epoch. */
   since?: number
   until?: number
@@ -65,6 +67,36 @@ async function jobsById(shards: ShardQueues[], ids: string[], result: ReplayResu
   return found
 }
 
+export interface FailedDelivery {
+  id: string
+  instance: string
+  /** The destination's URL without its query. */
+  destination: string | undefined
+  event: string
+  conversation: DeliveryJobData['conversation']
+  failedAt: number | undefined
+  reason: string
+  attempts: number
+}
+
+/** Failed deliveries that match (dead letters), newest first: what the console lists and replays. */
+export async function listFailedDeliveries(queues: Pick<Queues, 'shards' | 'draining'>, filter: Omit<ReplayFilter, 'dryRun' | 'jobIds'>, limit: number) {
+  const scan: ReplayResult = { matched: 0, replayed: [], skipped: [], more: false }
+  const matching = (await failedJobs([...queues.shards, ...queues.draining], scan)).filter((job) => matches(job, filter))
+  matching.sort((a, b) => (b.finishedOn ?? 0) - (a.finishedOn ?? 0))
+  const deliveries: FailedDelivery[] = matching.slice(0, limit).map((job) => ({
+    id: job.id!,
+    instance: job.data.instanceId,
+    destination: job.data.destination,
+    event: job.data.event,
+    conversation: job.data.conversation,
+    failedAt: job.finishedOn,
+    reason: job.failedReason,
+    attempts: (job.data.triedBefore ?? 0) + job.attemptsMade,
+  }))
+  return { deliveries, total: matching.length, more: scan.more }
+}
+
 /** Each shard's failed set, newest first, up to MAX_REPLAY_SCAN jobs in all. */
 async function failedJobs(shards: ShardQueues[], result: ReplayResult): Promise<Job<DeliveryJobData>[]> {
   const jobs: Job<DeliveryJobData>[] = []
@@ -82,9 +114,10 @@ async function failedJobs(shards: ShardQueues[], result: ReplayResult): Promise<
   return jobs
 }
 
-function matches(job: Job<DeliveryJobData>, filter: ReplayFilter): boolean {
+function matches(job: Job<DeliveryJobData>, filter: Omit<ReplayFilter, 'dryRun' | 'jobIds'>): boolean {
   const { data } = job
   if (filter.instance !== undefined && data.instanceId !== filter.instance) return false
+  if (filter.conversation !== undefined && data.conversation?.conversationId !== filter.conversation) return false
   if (filter.destination !== undefined) {
     const wanted = filter.destination.replace(/\/+$/, '')
     if (!data.destination || (data.destination !== wanted && new URL(data.destination).host !== wanted)) return false

@@ -110,6 +110,8 @@ export interface Config {
     chatwootNoteConcurrency: number
     /** Entries kept in each instance's event log, the newest (EVENT_LOG_MAX_LEN, 10000). */
     eventLogMaxLen: number
+    /** Event bodies kept per instance for the console's event page, the newest (EVENT_BODIES_KEPT, 1000; 0: none). */
+    eventBodiesKept: number
     /** Tries of one delivery when its route sets no `maxAttempts` (DELIVERY_MAX_ATTEMPTS, 8). */
     deliveryAttempts: number
     /** Base of the exponential backoff with full jitter between tries, ms (DELIVERY_BACKOFF_MS, 1000). */
@@ -277,6 +279,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
       deliveryConcurrency: read.int('DELIVERY_WORKER_CONCURRENCY', 200, 1, 10_000),
       chatwootNoteConcurrency: read.int('CHATWOOT_NOTE_WORKER_CONCURRENCY', 20, 1, 10_000),
       eventLogMaxLen: read.int('EVENT_LOG_MAX_LEN', 10_000, 10, 10_000_000),
+      eventBodiesKept: read.int('EVENT_BODIES_KEPT', 1000, 0, 1_000_000),
       deliveryAttempts: read.int('DELIVERY_MAX_ATTEMPTS', 8, 1, 100),
       deliveryBackoffMs: read.int('DELIVERY_BACKOFF_MS', 1000, 10, 3_600_000),
       shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),

@@ -1,66 +1,29 @@
 import { Elysia, t } from 'elysia'
 import { searchEvents } from '../admin/events.ts'
 import { maskInstance } from '../admin/mask.ts'
-import { replayFailedDeliveries } from '../admin/replay.ts'
-import { AdminDisabled, AdminUnauthorized, InvalidInstances, InvalidRequest, UnknownInstance } from '../errors.ts'
+import { listFailedDeliveries, replayFailedDeliveries } from '../admin/replay.ts'
+import { AdminDisabled, AdminUnauthorized, CrossOrigin, InvalidInstances, InvalidRequest, NotFound, UnknownInstance } from '../errors.ts'
 import type { AppDeps } from './app.ts'
 import { tokenGate } from './bearer.ts'
 import type { PeerSource } from './client-ip.ts'
 import { errorResponse } from './schemas.ts'
-
-const security = [{ adminToken: [] }]
-const refusals = {
-  401: errorResponse('`unauthorized`: no admin token, or a wrong one'),
-  403: errorResponse('`admin_disabled`: ADMIN_TOKEN is not set'),
-  429: errorResponse('`rate_limited`: too many failed admin requests from this IP'),
-}
-
-const TimeParam = t.String({ description: 'ISO 8601 time, or ms since the epoch', examples: ['2026-11-23T08:00:00Z'] })
-const TimeField = t.Union([TimeParam, t.Integer({ minimum: 0, description: 'ms since the epoch' })])
-
-const LogKind = t.Union([t.Literal('routed'), t.Literal('delivered'), t.Literal('delivery_failed'), t.Literal('answer_rejected')], {
-  description: '`answer_rejected`: the destination\'s answer was malformed and nothing of it was posted (`error` says why)',
-})
-
-const LoggedEvent = t.Object({
-  id: t.String({ description: 'Log entry id (Redis Stream id)' }),
-  kind: LogKind,
-  jobId: t.String(),
-  event: t.String(),
-  at: t.Number({ description: 'ms since the epoch' }),
-  conversation: t.Optional(t.Object({ accountId: t.Number(), conversationId: t.Number() })),
-  routes: t.Optional(t.Array(t.Number())),
-  host: t.Optional(t.String()),
-  status: t.Optional(t.Number()),
-  attempt: t.Optional(t.Number()),
-  error: t.Optional(t.String()),
-})
-
-const ReplayBody = t.Object(
-  {
-    instance: t.Optional(t.String()),
-    destination: t.Optional(t.String({ description: 'Destination URL (without query) or host' })),
-    since: t.Optional(TimeField),
-    until: t.Optional(TimeField),
-    jobIds: t.Optional(t.Array(t.String(), { minItems: 1, maxItems: 10_000 })),
-    dryRun: t.Optional(t.Boolean({ description: 'Only list what would be replayed' })),
-  },
-  { additionalProperties: false },
-)
-
-const ReloadReport = t.Union([
-  t.Object({ pid: t.Number(), ok: t.Literal(true), instances: t.Number() }),
-  t.Object({ pid: t.Number(), ok: t.Literal(false), problems: t.Array(t.String()) }),
-])
+import { CONSOLE } from './console/pages.ts'
+import { SESSION_COOKIE, cookieOf, type Sessions } from './console/session.ts'
+import { Breaker, EventHistory, FailedDelivery, LogKind, LoggedEvent, Overview, ReloadReport, ReplayBody, TimeParam, refusals, security } from './admin-schemas.ts'
+import { breakerStates, closeBreaker } from '../admin/breakers.ts'
+import { eventHistory } from '../admin/history.ts'
+import { overview } from '../admin/overview.ts'
 
 /**
  * The operator's API and the queue dashboard under /admin, behind `Authorization: Bearer <ADMIN_TOKEN>` (or Basic auth with the token as its
- * password, which a browser can send for the queue dashboard). A failed attempt costs the IP a token of the admin
- * bucket, so guessing meets 429; an operator who has the token is never throttled.
+ * password, which a browser can send for the queue dashboard), or the console's session cookie. A failed attempt costs
+ * the IP a token of the admin bucket, so guessing meets 429; an operator who has the token is never throttled.
  */
-export function adminRoutes(deps: AppDeps) {
+export function adminRoutes(deps: AppDeps, sessions: Sessions) {
   const { config, instances, limiter, clientIp, queues, redis, operations } = deps
+  const { prefix } = config.queue
   const hasAdminToken = tokenGate(config.adminToken)
+  const publicHost = new URL(config.http.publicUrl).host
 
   /** Before routing, so every path under /admin (the dashboard's files and API, unknown ones) needs the token. */
   async function requireAdmin(context: { request: Request; server: PeerSource | null }) {
@@ -69,7 +32,17 @@ export function adminRoutes(deps: AppDeps) {
     const { path } = context as unknown as { path: string }
     if (path !== '/admin' && !path.startsWith('/admin/')) return
     if (config.adminToken === undefined) throw new AdminDisabled()
+    const safe = request.method === 'GET' || request.method === 'HEAD'
+    // A form or script of another site must not act with the operator's cookie or cached Basic credentials.
+    if (!safe && crossOrigin(request, publicHost)) throw new CrossOrigin()
+    if (path === '/admin/login' || path.startsWith(`${CONSOLE}/assets/`)) return
     if (hasAdminToken(request.headers.get('authorization'))) return
+    // The session cookie opens pages and the API's reads; a change goes through a console form (with its CSRF token).
+    const session = cookieOf(request.headers.get('cookie'), SESSION_COOKIE)
+    if (sessions.valid(session) && (safe || path.startsWith(`${CONSOLE}/`) || path === '/admin/logout')) return
+    if (safe && !session && !request.headers.has('authorization') && isConsolePage(path)) {
+      return new Response(null, { status: 303, headers: { location: `/admin/login?next=${encodeURIComponent(path + new URL(request.url).search)}` } })
+    }
     await limiter.takeForIp('admin', clientIp(request, server))
     throw new AdminUnauthorized()
   }
@@ -126,6 +99,7 @@ export function adminRoutes(deps: AppDeps) {
           conversation: query.conversation,
           event: query.event,
           kind: query.kind,
+          host: query.host,
           since: parseTime('since', query.since),
           until: parseTime('until', query.until),
           before: query.before,
@@ -138,6 +112,7 @@ export function adminRoutes(deps: AppDeps) {
           conversation: t.Optional(t.Numeric({ description: 'Conversation display id, as in Chatwoot\'s URLs' })),
           event: t.Optional(t.String({ description: 'Chatwoot event name', examples: ['message_created'] })),
           kind: t.Optional(LogKind),
+          host: t.Optional(t.String({ description: 'A destination\'s host: lines about deliveries to it' })),
           since: t.Optional(TimeParam),
           until: t.Optional(TimeParam),
           before: t.Optional(t.String({ pattern: '^[0-9]+-[0-9]+$', description: 'The `next` of the previous page' })),
@@ -151,16 +126,68 @@ export function adminRoutes(deps: AppDeps) {
         },
       },
     )
+    .get('/overview', () => overview({ redis, prefix, instances: instances.list(), rateDefaults: config.rateLimit.instance, queues }), {
+      detail: { tags: ['admin'], security, summary: 'Per instance: events/min, deliveries and failures in the last hour, p95 receive→deliver, rate-limit use, open breakers; queue depths' },
+      response: { 200: Overview, ...refusals },
+    })
+    .get(
+      '/events/:instance/:jobId',
+      async ({ params }) => {
+        if (!instances.get(params.instance)) throw new UnknownInstance(params.instance)
+        const history = await eventHistory(redis, prefix, queues, params.instance, params.jobId)
+        if (!history) throw new NotFound()
+        return history
+      },
+      {
+        detail: { tags: ['admin'], security, summary: 'One event: where it was routed, every try of each delivery (time, status, duration, answer or error), what was posted back, its body' },
+        response: { 200: EventHistory, 404: errorResponse('`unknown_instance`, or `not_found`: the event is not in the log'), ...refusals },
+      },
+    )
+    .get(
+      '/failed',
+      ({ query }) => listFailedDeliveries(queues, { instance: query.instance, destination: query.destination, conversation: query.conversation }, query.limit ?? 100),
+      {
+        query: t.Object({
+          instance: t.Optional(t.String()),
+          destination: t.Optional(t.String({ description: 'Destination URL (without query) or host' })),
+          conversation: t.Optional(t.Numeric({ description: 'Conversation display id' })),
+          limit: t.Optional(t.Numeric({ minimum: 1, maximum: 1000, default: 100 })),
+        }),
+        detail: { tags: ['admin'], security, summary: 'Failed deliveries (dead letters), newest first; POST /admin/replay sends them again' },
+        response: { 200: t.Object({ deliveries: t.Array(FailedDelivery), total: t.Number(), more: t.Boolean() }), ...refusals },
+      },
+    )
+    .get('/breakers', () => breakerStates(redis, prefix, instances.list()), {
+      detail: { tags: ['admin'], security, summary: 'Each configured destination\'s circuit breaker, as the workers share it' },
+      response: { 200: t.Array(Breaker), ...refusals },
+    })
+    .post(
+      '/breakers/close',
+      async ({ body }) => {
+        const closed = await closeBreaker(redis, prefix, instances.list(), body.destination)
+        if (!closed) throw new NotFound()
+        return closed
+      },
+      {
+        body: t.Object({ destination: t.String({ description: 'Destination URL (without query) or host' }) }, { additionalProperties: false }),
+        detail: {
+          tags: ['admin'],
+          security,
+          summary: 'Close a destination\'s breaker: its next delivery goes now (deliveries already waiting on it go when their wait is up)',
+        },
+        response: { 200: Breaker, 404: errorResponse('`not_found`: no route has that destination'), ...refusals },
+      },
+    )
     .post(
       '/replay',
       async ({ body }) => {
-        const { instance, destination, jobIds, dryRun } = body
+        const { instance, destination, conversation, jobIds, dryRun } = body
         const since = parseTime('since', body.since)
         const until = parseTime('until', body.until)
         if (instance === undefined && destination === undefined && since === undefined && until === undefined && !jobIds) {
           throw new InvalidRequest('Say which failed deliveries to replay: instance, destination, since/until or jobIds (any of them).')
         }
-        return replayFailedDeliveries(queues, { instance, destination, since, until, jobIds, dryRun })
+        return replayFailedDeliveries(queues, { instance, destination, conversation, since, until, jobIds, dryRun })
       },
       {
         // Elysia drops unknown fields before validating; a misspelt filter must be refused, not replay more than meant.
@@ -191,11 +218,24 @@ export function adminRoutes(deps: AppDeps) {
     )
 }
 
-/** The token of `Bearer <token>`, or the password of `Basic base64(user:token)`. */
 /** ISO 8601 or ms since the epoch; undefined when not given. */
 export function parseTime(name: string, value: string | number | undefined): number | undefined {
   if (value === undefined || typeof value === 'number') return value
   const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value)
   if (!Number.isFinite(ms)) throw new InvalidRequest(`${name}: give an ISO 8601 time or ms since the epoch, not ${JSON.stringify(value)}.`)
   return ms
+}
+
+/** A request whose Origin (or Sec-Fetch-Site) says another site sent it. Scripts (curl) send neither. */
+function crossOrigin(request: Request, publicHost: string): boolean {
+  if (request.headers.get('sec-fetch-site') === 'cross-site') return true
+  const origin = request.headers.get('origin')
+  if (!origin) return false
+  const host = URL.canParse(origin) ? new URL(origin).host : ''
+  return host !== request.headers.get('host') && host !== publicHost
+}
+
+/** The console's HTML pages: without a session they send the browser to sign in, not a JSON 401. */
+function isConsolePage(path: string): boolean {
+  return path === '/admin' || (path.startsWith(`${CONSOLE}/`) && path !== `${CONSOLE}/stream`)
 }

@@ -11,8 +11,11 @@ import type { Queues } from '../queue/queues.ts'
 import type { RedisBreaker } from '../redis/breaker.ts'
 import type { Spool } from '../spool/spool.ts'
 import type { ReloadReport } from '../process/supervisor-link.ts'
+import { randomBytes } from 'node:crypto'
 import { adminRoutes } from './admin.ts'
 import type { ClientIp } from './client-ip.ts'
+import { consoleRoutes } from './console/routes.ts'
+import { createSessions } from './console/session.ts'
 import { docsRoutes } from './docs.ts'
 import { healthRoutes } from './health.ts'
 import { queueDashboard } from './queue-dashboard.ts'
@@ -47,6 +50,8 @@ export interface Operations {
 
 /** The whole HTTP surface, built from deps; never listens (tests call `app.handle`). */
 export function createApp(deps: AppDeps) {
+  // Without ADMIN_TOKEN every /admin path answers 403; a key of its own keeps the sessions' code path the same.
+  const sessions = createSessions(deps.config.adminToken ?? randomBytes(32).toString('hex'))
   const { log, limiter, clientIp } = deps
   return new Elysia({ name: 'hookgate' })
     .use(deps.config.metrics.enabled ? requestMetrics(deps.metrics) : new Elysia())
@@ -77,7 +82,8 @@ export function createApp(deps: AppDeps) {
     .use(healthRoutes(deps))
     .use(docsRoutes())
     .use(webhookRoutes(deps))
-    .use(adminRoutes(deps))
+    .use(adminRoutes(deps, sessions))
+    .use(consoleRoutes(deps, sessions))
     .use(queueDashboard(deps.queues))
 }
 

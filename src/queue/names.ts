@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 /** Queue names: no string literal names a queue anywhere else. */
 export const QUEUE = {
   webhook: 'webhook',
@@ -54,6 +55,8 @@ export interface DeliveryJobData {
   body: string
   /** Where the reply or note goes, when the destination answers with one. */
   conversation: ConversationRef | undefined
+  /** When the API accepted the event, ms since the epoch (for receive→deliver; absent on jobs of earlier versions). */
+  receivedAt?: number
   /**
    * A debounced route's batch of a conversation's events: `body` is empty until the delivery takes the batch, then
    * holds it (`{"event":"message_batch",…}`) for every retry.
@@ -68,6 +71,8 @@ export interface DeliveryJobData {
    * this on its first run, without a POST, so that it is a dead letter like any other; a replay sends it.
    */
   failedFirstTry?: string
+  /** The HTTP status of that first try, when the destination answered. */
+  failedFirstTryStatus?: number
   /** An ordered route's delivery: it goes when its event heads the lane, and leaves the lane once done. */
   lane?: LaneRef
   /** A lane head with no job left, seen by this delivery's last look: seen again, it is dropped from the lane. */
@@ -101,15 +106,21 @@ export type ChatwootCall =
  */
 export interface ChatwootCallsJobData {
   instanceId: string
+  /** The event whose delivery's answer (or failure note) this is (absent on jobs of earlier versions). */
+  event?: string
   conversation: ConversationRef
   /** Messages carry `source_id` `<OUR_SOURCE_ID_PREFIX><job id>.<call index>`: their echo is never routed. */
   calls: ChatwootCall[]
   lane?: LaneRef
 }
 
-/** One line of an instance's event log: an event routed, or a delivery's outcome. */
+/**
+ * One line of an instance's event log: an event routed, each try of a delivery (`delivered`, `attempt_failed` when it
+ * will be tried again, `delivery_failed` when it gave up), what its answer became (`answer_rejected`, or `posted` once
+ * the calls into Chatwoot were made).
+ */
 export interface EventLogLine {
-  kind: 'routed' | 'delivered' | 'delivery_failed' | 'answer_rejected'
+  kind: 'routed' | 'delivered' | 'attempt_failed' | 'delivery_failed' | 'answer_rejected' | 'posted'
   /** The webhook job (for `routed`) or delivery job it is about. */
   jobId: string
   event: string
@@ -117,8 +128,15 @@ export interface EventLogLine {
   conversation?: ConversationRef
   routes?: number[]
   host?: string
+  /** The destination's HTTP status, when it answered. */
   status?: number
   attempt?: number
+  /** How long the try took, ms. */
+  ms?: number
+  /** From the webhook's acceptance to its delivery, ms. */
+  latencyMs?: number
+  /** The start of the destination's answer (JSON), or of what was posted into Chatwoot. */
+  answer?: string
   error?: string
 }
 
@@ -156,6 +174,16 @@ export function batchKey(prefix: string, batch: string): string {
 /** An instance's event log: a Redis Stream capped at EVENT_LOG_MAX_LEN entries. */
 export function eventLogKey(prefix: string, instanceId: string): string {
   return `${spreadPrefix(prefix)}:events:${instanceId}`
+}
+
+/** An instance's latest event bodies (EVENT_BODIES_KEPT of them), for the console's event page: a capped Redis Stream. */
+export function eventBodiesKey(prefix: string, instanceId: string): string {
+  return `${spreadPrefix(prefix)}:bodies:${instanceId}`
+}
+
+/** A destination's circuit breaker, shared by every worker of the fleet (workers/breaker.ts). */
+export function breakerKey(prefix: string, destinationUrl: string): string {
+  return `${spreadPrefix(prefix)}:breaker:${createHash('sha256').update(destinationId(destinationUrl)).digest('hex').slice(0, 24)}`
 }
 
 /** Set once a call to Chatwoot succeeded: its job run again (stalled, retried, replayed) does not make it twice. */

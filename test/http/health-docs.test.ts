@@ -54,8 +54,13 @@ describe('/docs', () => {
       components: { securitySchemes: Record<string, unknown> }
     }
     expect(Object.keys(doc.paths).sort()).toEqual([
+      '/admin/breakers',
+      '/admin/breakers/close',
       '/admin/events',
+      '/admin/events/{instance}/{jobId}',
+      '/admin/failed',
       '/admin/instances',
+      '/admin/overview',
       '/admin/reload',
       '/admin/replay',
       '/health',
@@ -68,7 +73,18 @@ describe('/docs', () => {
       expect(Object.keys(post.responses).sort()).toEqual(['200', '202', '400', '401', '408', '413', '415', '429', '503'])
       expect(post.security).toHaveLength(4)
     }
-    for (const [path, method] of [['/admin/events', 'get'], ['/admin/instances', 'get'], ['/admin/reload', 'post'], ['/admin/replay', 'post']] as const) {
+    const adminOperations = [
+      ['/admin/events', 'get'],
+      ['/admin/events/{instance}/{jobId}', 'get'],
+      ['/admin/failed', 'get'],
+      ['/admin/overview', 'get'],
+      ['/admin/breakers', 'get'],
+      ['/admin/breakers/close', 'post'],
+      ['/admin/instances', 'get'],
+      ['/admin/reload', 'post'],
+      ['/admin/replay', 'post'],
+    ] as const
+    for (const [path, method] of adminOperations) {
       const operation = doc.paths[path]![method]!
       expect(operation.security).toEqual([{ adminToken: [] }])
       expect(Object.keys(operation.responses)).toEqual(expect.arrayContaining(['200', '401', '403', '429']))

@@ -63,7 +63,7 @@ describe('the compiled binary, alone in a folder', () => {
     expect(await new Response(check.stdout).text()).toContain('redis: reachable')
   })
 
-  test('runs api (health, docs assets, webhooks, metrics, the queue dashboard) and health, the container health check', async () => {
+  test('runs api (health, docs assets, webhooks, metrics, the console and the queue dashboard) and health, the container health check', async () => {
     const port = await freePort()
     const adminToken = 'binary-admin-token-012345'
     const metricsToken = 'binary-metrics-token-0123'
@@ -88,6 +88,11 @@ describe('the compiled binary, alone in a folder', () => {
     const scraped = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } })
     expect(await scraped.text()).toContain('hookgate_webhooks_total{outcome="accepted",instance="acme",event="message_created"} 1')
     const admin = { headers: { authorization: `Bearer ${adminToken}` } }
+    // The console's page and files come from the binary too.
+    expect(await (await fetch(`${base}/admin/login`)).text()).toContain('Admin token (ADMIN_TOKEN)')
+    expect(await (await fetch(`${base}/admin/console/assets/console.js`)).text()).toContain('EventSource')
+    expect(await (await fetch(`${base}/admin/console/assets/console.css`)).text()).toContain('prefers-color-scheme')
+    expect(await (await fetch(`${base}/admin`, admin)).text()).toContain('<h1>Overview</h1>')
     const dashboard = await (await fetch(`${base}/admin/queues`, admin)).text()
     const script = /src="(static\/js\/main\.[0-9a-f]+\.js)"/.exec(dashboard)?.[1]
     expect(script).toBeDefined()
