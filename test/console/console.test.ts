@@ -224,6 +224,7 @@ describe('the operator console at /admin', () => {
     await shot('failed')
     await listed.first().getByRole('button', { name: /^Replay / }).click()
     expect(await textOf(page.getByRole('alert'))).toContain('This sends 1 failed delivery again')
+    await shot('replay-confirm')
     await page.getByRole('button', { name: 'Replay 1' }).click()
     expect(await textOf(page.getByRole('status'))).toContain('Sent again: 1')
     await bots.until((seen) => seen.some((s) => s.conversation === FLAKY && s.status === 200))
@@ -288,6 +289,18 @@ describe('the operator console at /admin', () => {
     })
     expect(noToken.status).toBe(403)
     expect(await api<{ total: number }>('/admin/failed?conversation=13')).toMatchObject({ total: 1 })
+  })
+
+  test('is usable with the keyboard: skip link first, then the navigation, and Enter follows a link', async () => {
+    await page.goto(`${base}/admin`)
+    await page.keyboard.press('Tab')
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content')
+    await page.keyboard.press('Tab')
+    await page.keyboard.press('Tab')
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Events')
+    await page.keyboard.press('Enter')
+    await shown(page.getByRole('heading', { name: 'Events' }))
+    expect(new URL(page.url()).pathname).toBe('/admin/console/events')
   })
 
   test('asks for nothing outside the gateway, and its files are small', async () => {
