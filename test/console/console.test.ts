@@ -294,10 +294,10 @@ describe('the operator console at /admin', () => {
   test('is usable with the keyboard: skip link first, then the navigation, and Enter follows a link', async () => {
     await page.goto(`${base}/admin`)
     await page.keyboard.press('Tab')
-    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content')
+    expect(await page.locator(':focus').innerText()).toBe('Skip to content')
     await page.keyboard.press('Tab')
     await page.keyboard.press('Tab')
-    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Events')
+    expect(await page.locator(':focus').innerText()).toBe('Events')
     await page.keyboard.press('Enter')
     await shown(page.getByRole('heading', { name: 'Events' }))
     expect(new URL(page.url()).pathname).toBe('/admin/console/events')

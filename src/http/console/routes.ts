@@ -117,15 +117,15 @@ export function consoleRoutes(deps: AppDeps, sessions: Sessions) {
     .get(`${CONSOLE}/failed`, async ({ request }) => {
       const search = new URL(request.url).searchParams
       const filter = replayFilter(search)
-      const { deliveries, total } = await listFailedDeliveries(queues, filter, LIST_LIMIT)
+      const { deliveries, total } = await listFailedDeliveries(queues, filter, Number.MAX_SAFE_INTEGER)
       const groups = new Map<string, { instance: string; destination: string; count: number }>()
-      for (const d of (await listFailedDeliveries(queues, filter, Number.MAX_SAFE_INTEGER)).deliveries) {
+      for (const d of deliveries) {
         const key = `${d.instance} ${d.destination}`
         const group = groups.get(key) ?? { instance: d.instance, destination: d.destination ?? '', count: 0 }
         group.count++
         groups.set(key, group)
       }
-      return page(request, { title: 'Failed deliveries', section: 'failed' }, pages.failedPage({ instances: instanceIds(), filter, deliveries, total, groups: [...groups.values()] }, csrfOf(request)))
+      return page(request, { title: 'Failed deliveries', section: 'failed' }, pages.failedPage({ instances: instanceIds(), filter, deliveries: deliveries.slice(0, LIST_LIMIT), total, groups: [...groups.values()] }, csrfOf(request)))
     })
     .post(
       `${CONSOLE}/replay`,
