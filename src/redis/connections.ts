@@ -29,12 +29,12 @@ export function createRedis(config: ConnectedRedisConfig, purpose: RedisPurpose,
         }),
     retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2000),
   }
-  const redis = connect(config, options)
+  const redis = connect(config, options, purpose)
   reportConnectionErrors(redis, purpose, log)
   return redis
 }
 
-function connect(config: ConnectedRedisConfig, baseOptions: RedisOptions): Redis {
+function connect(config: ConnectedRedisConfig, baseOptions: RedisOptions, purpose: RedisPurpose): Redis {
   if (config.mode === 'url') {
     // The URL carries its own user, password and TLS (rediss://).
     return config.url.startsWith('unix://')
@@ -52,6 +52,11 @@ function connect(config: ConnectedRedisConfig, baseOptions: RedisOptions): Redis
       redisOptions,
       enableAutoPipelining,
       clusterRetryStrategy: (attempt) => retryStrategy?.(attempt) ?? 1000,
+      // A BullMQ worker resets its blocking connection (disconnect, then connect) when a wait overruns, as it does
+      // while a master fails over, and waits for connect() to settle. With the ready check, a connect() that finds the
+      // cluster failing (cluster_state:fail) reconnects later but never settles: that worker stopped taking its
+      // shard's jobs for good. Without it, connect() settles once the slots are read; commands meanwhile are retried.
+      enableReadyCheck: purpose !== 'worker',
       // After a failover, commands for a dead master's slots would wait on its connection until they time out (it
       // answers no MOVED): the slot map is read again every couple of seconds, so the promoted replica is found.
       slotsRefreshInterval: 2000,
