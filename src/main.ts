@@ -41,9 +41,7 @@ async function main(argv: string[]): Promise<number> {
 
   let config: Config
   try {
-    // A child of `hookgate start` reads the token its supervisor made; `api` and `worker` alone do not make one.
-    const standalone = (command === 'api' || command === 'worker') && !process.env.HOOKGATE_SUPERVISOR_PID
-    config = loadConfig(process.env, { makeDefaultToken: !standalone })
+    config = loadConfig(process.env, { command })
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
     console.error(`hookgate: ${error.message}`)

@@ -155,13 +155,13 @@ describe('loadConfig', () => {
   })
   test('the default instance takes HOOKGATE_DEFAULT_TOKEN when given (and writes nothing); where no token may be made, it is asked for', () => {
     const dir = tempDir()
-    const given = loadConfig({ HOOKGATE_DATA_DIR: dir, HOOKGATE_DEFAULT_TOKEN: 'given-default-token-0123' }, { makeDefaultToken: false })
+    const given = loadConfig({ HOOKGATE_DATA_DIR: dir, HOOKGATE_DEFAULT_TOKEN: 'given-default-token-0123' }, { command: 'api' })
     expect(given.instances).toEqual([{ id: 'default', tokens: ['given-default-token-0123'], routes: [] }])
     expect(given.instancesSource).toEqual({ kind: 'default', token: 'env' })
     expect(existsSync(join(dir, 'default-token'))).toBe(false)
     let refused: string[] = []
     try {
-      loadConfig({ HOOKGATE_DATA_DIR: dir }, { makeDefaultToken: false })
+      loadConfig({ HOOKGATE_DATA_DIR: dir }, { command: 'api' })
     } catch (error) {
       refused = (error as ConfigError).problems
     }

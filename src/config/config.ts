@@ -136,6 +136,8 @@ export interface Config {
     level: LogLevel
     /** `pretty` for people (a terminal), `json` for machines (LOG_FORMAT; `auto`, the default: pretty when stdout is a TTY). */
     format: 'json' | 'pretty'
+    /** Pretty lines in ANSI colours: stdout is a terminal and NO_COLOR (no-color.org) is not set. */
+    colour: boolean
   }
   metrics: {
     /** Prometheus metrics at /metrics and their per-request bookkeeping (METRICS_ENABLED, true). */
@@ -201,11 +203,11 @@ export class ConfigError extends Error {
 
 export interface LoadOptions {
   /**
-   * With no instances file and no HOOKGATE_DEFAULT_TOKEN, may the default instance's token be made here (true)? Not
-   * for `api` and `worker` run on their own: in a container the token would die with it, and each replica would
-   * make its own.
+   * The command being run. With no instances file and no HOOKGATE_DEFAULT_TOKEN, `api` and `worker` run on their own
+   * (no supervisor) may not make the default instance's token: in a container it would die with the container, and
+   * each replica would make its own.
    */
-  makeDefaultToken?: boolean
+  command?: string
 }
 
 /** The only reader of the environment: validates all of it, reports every problem at once. */
@@ -229,7 +231,8 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   }
   const instancesPath = env.HOOKGATE_CONFIG?.trim()
   const defaultToken = readSecret(env, 'HOOKGATE_DEFAULT_TOKEN', problems)
-  const mayMakeToken = defaultToken !== undefined || options.makeDefaultToken !== false
+  const standalone = (options.command === 'api' || options.command === 'worker') && !env.HOOKGATE_SUPERVISOR_PID
+  const mayMakeToken = defaultToken !== undefined || !standalone
   if (instancesPath && defaultToken) problems.push('HOOKGATE_DEFAULT_TOKEN: only for the built-in `default` instance; with HOOKGATE_CONFIG, tokens are in the instances file')
   if (!instancesPath && !mayMakeToken) {
     problems.push(
@@ -294,7 +297,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
       dutyIntervalMs: read.int('DUTY_INTERVAL_MS', 60_000, 100, 86_400_000),
     },
     trustedProxies: readTrustedProxies(env, problems),
-    log: { level: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'), format: readLogFormat(read) },
+    log: { level: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'), format: readLogFormat(read), colour: Boolean(process.stdout.isTTY) && !env.NO_COLOR },
     metrics: {
       enabled: read.bool('METRICS_ENABLED', true),
       workerPort: env.WORKER_METRICS_PORT ? read.int('WORKER_METRICS_PORT', 0, 1, 65535) : undefined,
