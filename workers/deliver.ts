@@ -41,8 +41,17 @@ export type TryOutcome =
   | { status: 'delivered_before' }
   | { status: 'wait'; waitMs: number }
   | { status: 'failed'; error: Error; ms: number }
+  | { status: 'not_its_turn' }
 
-export type TryDelivery = (target: DeliveryTarget) => Promise<TryOutcome>
+/**
+ * `turn`: on an ordered route, the event's place in its lane (Lanes.position), asked for beside the marker's claim so
+ * that both share a round trip. Not at the head, the try gives its claim back and is `not_its_turn`; not in the lane
+ * (any more), it goes without one.
+ */
+export interface TryDelivery {
+  (target: DeliveryTarget): Promise<Exclude<TryOutcome, { status: 'not_its_turn' }>>
+  (target: DeliveryTarget, turn?: Promise<number | undefined>): Promise<TryOutcome>
+}
 
 const DEFAULT_TIMEOUT_MS = 10_000
 /** How much of a destination's answer its event-log line keeps (the console shows it). */
@@ -73,14 +82,16 @@ export function createDeliverer(deps: {
   const { config, breaker, redis, answerBack, lanes, eventLog, log, metrics } = deps
   const { prefix, dedupeWindowMs } = config.queue
 
-  return async function tryDelivery(target) {
+  return async function tryDelivery(target: DeliveryTarget, turn?: Promise<number | undefined>): Promise<TryOutcome> {
     const { id, instanceId, event, conversation, destination } = target
+    let { lane } = target
+    turn?.catch(() => {}) // Awaited below unless the breaker says wait first: its failure must not go unhandled then.
     const host = new URL(destination.url).host
     const timeoutMs = destination.timeoutMs ?? DEFAULT_TIMEOUT_MS
     const marker = deliveredKey(prefix, id)
     const deliveredBefore = async (markerValue: string): Promise<TryOutcome> => {
       metrics.deliveries.inc({ instance: instanceId, host, outcome: 'delivered_before' })
-      if (target.lane && markerValue !== ANSWERING) await lanes.leave(target.lane)
+      if (lane && markerValue !== ANSWERING) await lanes.leave(lane)
       return { status: 'delivered_before' }
     }
     const owner = randomUUID()
@@ -95,12 +106,19 @@ export function createDeliverer(deps: {
     }
     // Claimed on every run, first ones too: a job whose lock was lost while it ran (a stalled event loop, Redis away)
     // is run again by another worker while the first run may still be POSTing; the fault suite saw that happen.
-    if (!(await redis.set(marker, owner, 'PX', timeoutMs + IN_FLIGHT_MARGIN_MS, 'NX'))) {
+    const [claimed, position] = await Promise.all([redis.set(marker, owner, 'PX', timeoutMs + IN_FLIGHT_MARGIN_MS, 'NX'), turn])
+    if (turn && position === undefined) lane = undefined
+    if (!claimed) {
       const value = await redis.get(marker)
       if (value === DELIVERED || value === ANSWERING) return deliveredBefore(value)
       // Another run may still be POSTing (or died mid-POST: its claim expires with its timeout).
       log.debug({ jobId: id }, 'delivery in flight elsewhere; waits')
       return { status: 'wait', waitMs: timeoutMs }
+    }
+    if (position) {
+      // Just taken and far from expiring: ours to delete without a compare.
+      await redis.del(marker)
+      return { status: 'not_its_turn' }
     }
     const release = () => redis.releaseLock(marker, owner).catch(() => 0)
 
@@ -120,7 +138,7 @@ export function createDeliverer(deps: {
     try {
       // The answer's calls first, then the marker: a failure in between delivers the event again (destinations dedupe
       // by webhook-id) rather than losing an answer.
-      answerHoldsLane = await answerBack.answer({ deliveryId: id, instanceId, event, conversation, lane: target.lane }, answer.json)
+      answerHoldsLane = await answerBack.answer({ deliveryId: id, instanceId, event, conversation, lane }, answer.json)
     } catch (error) {
       await release()
       return { status: 'failed', error: error as Error, ms }
@@ -142,14 +160,14 @@ export function createDeliverer(deps: {
         latencyMs: target.receivedAt === undefined ? undefined : now - target.receivedAt,
         answer: answer.json === undefined ? undefined : JSON.stringify(answer.json).slice(0, ANSWER_LOGGED_CHARS),
       }),
-      target.lane && !answerHoldsLane ? lanes.leave(target.lane) : undefined,
+      lane && !answerHoldsLane ? lanes.leave(lane) : undefined,
     ])
     await breaker.record(destination.url, true, owner)
     metrics.breakerOpen.set({ host }, 0)
     metrics.deliveries.inc({ instance: instanceId, host, outcome: 'delivered' })
     log.info({ jobId: id, instance: instanceId, host, status: answer.status, attempt: target.attempt }, 'delivered')
     return { status: 'delivered', httpStatus: answer.status }
-  }
+  } as TryDelivery
 }
 
 /** The event-log line of a try that failed: `attempt_failed` when another follows, `delivery_failed` when it was the last. */

@@ -82,20 +82,20 @@ export function createWebhookProcessor(deps: WebhookDeps) {
     return { routes: matched }
   }
 
-  /** An ordered route: delivered now if its event heads the conversation's lane, else parked until it does. */
+  /** An ordered route: delivered now if its event heads the conversation's lane (asked with the try), else parked until it does. */
   async function deliverInTurn(destination: RouteConfig['destination'], data: DeliveryJobData & { lane: LaneRef }, id: string, attempts: number) {
-    const position = await lanes.position(data.lane)
-    if (position === undefined) return deliverFirst(destination, { ...data, lane: undefined }, id, attempts)
-    if (position === 0) return deliverFirst(destination, data, id, attempts)
+    const outcome = await deliverFirst(destination, data, id, attempts, lanes.position(data.lane))
+    if (outcome?.status !== 'not_its_turn') return
     await handOver(data, { jobId: id, attempts, delay: LANE_RECHECK_MS })
     await lanes.parked(data.lane)
   }
 
-  async function deliverFirst(destination: RouteConfig['destination'], data: DeliveryJobData, id: string, attempts: number) {
+  async function deliverFirst(destination: RouteConfig['destination'], data: DeliveryJobData, id: string, attempts: number, turn?: Promise<number | undefined>) {
     const { instanceId, event, body, conversation, lane, receivedAt } = data
     const target = { id, instanceId, event, body, conversation, destination, attempt: 1, lane, receivedAt }
-    const outcome = await tryDelivery(target)
+    const outcome = await tryDelivery(target, turn)
     if (outcome.status === 'delivered' || outcome.status === 'delivered_before') return
+    if (outcome.status === 'not_its_turn') return outcome
     if (outcome.status === 'wait') return handOver(data, { jobId: id, attempts, delay: outcome.waitMs })
     const { error } = outcome
     const tried = { ...data, triedBefore: 1 }

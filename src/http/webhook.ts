@@ -110,13 +110,15 @@ export function webhookRoutes(deps: AppDeps) {
     // Routes that keep a conversation's events in order (not `ordered: false`, not debounced: batches are in order
     // already) put the event in the conversation's lane. Events without a conversation wait for nothing.
     const lanes = conversation ? matched.filter((index) => ordered(routes[index]!)) : []
-    const lock = acceptor.lockFor(dedupeKey(instance.id, event, raw), { instanceId: instance.id, conversation, lanes })
+    const receivedAt = Date.now()
+    const data = { instanceId: instance.id, event: event.event, body, deliveryId: deliveryId ?? undefined, receivedAt, ...(lanes.length > 0 && { lanes }) }
+    // A routed event's job goes with its lock: one Redis call takes the token, the lock and queues the job.
+    const lock = acceptor.lockFor(dedupeKey(instance.id, event, raw), { instanceId: instance.id, conversation, lanes, job: matched.length > 0 ? data : undefined })
     const limit = await limiter.takeForInstance(instance.id, ip, lock)
     const delayMs = limit?.delayMs ?? 0
-    const receivedAt = Date.now()
     const result = await acceptor.accept(
       lock,
-      { instanceId: instance.id, event: event.event, body, deliveryId: deliveryId ?? undefined, receivedAt, ...(lanes.length > 0 && { lanes }) },
+      data,
       delayMs,
       // An event no route wants needs no job: its log line says it came.
       matched.length === 0 ? { kind: 'routed', jobId: lock.jobId, event: event.event, at: receivedAt, conversation, routes: [] } : undefined,

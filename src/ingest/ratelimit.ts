@@ -8,6 +8,7 @@ import { createOutageReporter, type Log, type OutageReporter } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import type { RedisBreaker } from '../redis/breaker.ts'
 import { atMost, defineScript } from '../redis/connections.ts'
+import { withJobAdd, withJobAddArgs } from '../queue/bullmq-add.ts'
 import { LANE_TTL_MS, type DedupeLock } from '../queue/enqueue.ts'
 import { spreadPrefix } from '../queue/names.ts'
 import { MemoryTokenBucket, type BucketParams } from './memory-bucket.ts'
@@ -31,7 +32,8 @@ export interface Limiter {
   /**
    * The instance's bucket (per instance and client IP) for its authenticated webhooks. Throws RateLimited. Given the
    * event's dedupe lock, takes it in the same Redis command when the token is granted (if the lock shares the bucket's
-   * hash tag: one queue shard), and records it in the lock.
+   * hash tag: one queue shard), with the event's job when the lock carries it and the token is not shaped, and records
+   * both in the lock.
    */
   takeForInstance(instanceId: string, ip: string, lock?: DedupeLock): Promise<LimitResult | null>
 }
@@ -62,14 +64,16 @@ export function createLimiter(deps: Deps): Limiter {
   const tagged = `${deps.keyPrefix}:rl`
   const { redis } = deps
   // token-bucket.lua with its keys: 1 (the bucket), or 3 (with the dedupe lock's keys) plus the lanes.
-  const takeToken = defineScript(redis, 'takeToken', tokenBucketScript, [1, ...Array.from({ length: MAX_ROUTES + 1 }, (_, lanes) => 3 + lanes)]) as TakeToken
+  const laneCounts = Array.from({ length: MAX_ROUTES + 1 }, (_, lanes) => lanes)
+  const takeToken = defineScript(redis, 'takeToken', tokenBucketScript, [1, ...laneCounts.map((lanes) => 3 + lanes)]) as TakeToken
+  const takeTokenAndAdd = defineScript(redis, 'takeTokenAndAdd', takeTokenAndAddScript, laneCounts.map((lanes) => 12 + lanes)) as TakeToken
   const redisState = createOutageReporter(log, {}, {
     down: 'rate limiter: Redis unavailable; limiting per process in memory until it is back',
     up: 'rate limiter: Redis is back; limits are fleet-wide again',
   })
   const bucket = (keyPrefix: string, params: BucketParams) => ({
     params,
-    limiter: new RedisTokenBucket(redis, takeToken, params, keyPrefix, redisState, deps.breaker, deps.budgetMs),
+    limiter: new RedisTokenBucket(redis, { takeToken, takeTokenAndAdd }, params, keyPrefix, redisState, deps.breaker, deps.budgetMs),
   })
 
   const ipBuckets = {
@@ -169,7 +173,10 @@ interface TakeOptions {
   lock?: DedupeLock
 }
 
-type TakeToken = (numberOfKeys: number) => (...keysAndArgs: (string | number)[]) => Promise<[number, number, number?]>
+type TakeToken = (numberOfKeys: number) => (...keysAndArgs: (string | number | Buffer)[]) => Promise<[number, number, number?, string?]>
+
+/** token-bucket.lua, then the event's job added in the same call when the lock is taken and nothing delays it. */
+const takeTokenAndAddScript = withJobAdd(tokenBucketScript, 'if result[3] == 1 and result[2] == 0 then result[4] = addJob() end\nreturn result')
 
 const REDIS_UNUSABLE = new Error('Redis is down, or too slow (its breaker is open)')
 const TOO_SLOW = new Error('Redis did not answer within REDIS_ENQUEUE_BUDGET_MS')
@@ -184,7 +191,7 @@ const TOO_SLOW = new Error('Redis did not answer within REDIS_ENQUEUE_BUDGET_MS'
 class RedisTokenBucket extends RateLimiterRedis {
   constructor(
     redis: Redis,
-    private readonly takeToken: TakeToken,
+    private readonly scripts: { takeToken: TakeToken; takeTokenAndAdd: TakeToken },
     readonly params: BucketParams,
     keyPrefix: string,
     private readonly redisState: OutageReporter,
@@ -209,14 +216,19 @@ class RedisTokenBucket extends RateLimiterRedis {
     }
     const { capacity, ratePerSecond, ceilingPerSecond, maxDelayMs } = this.params
     const lock = options?.lock
+    const bucketArgs = [take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs]
+    const { takeToken, takeTokenAndAdd } = this.scripts
+    let call: Promise<[number, number, number?, string?]>
+    if (!lock) call = takeToken(1)(key, ...bucketArgs)
+    else {
+      const keys = [key, lock.key, lock.jobKey, ...lock.lanes]
+      const args = [...bucketArgs, lock.ttlMs, lock.owner, lock.jobId, LANE_TTL_MS]
+      call = lock.add ? takeTokenAndAdd(12 + lock.lanes.length)(...withJobAddArgs(lock.add, keys, args)) : takeToken(keys.length)(...keys, ...args)
+    }
     // Past the budget the request goes on without Redis (this bucket in memory); a late answer changes nothing but
-    // may leave the lock taken for this request's owner, which its enqueue or its spooled replay takes again.
-    const answer = await atMost(
-      this.budgetMs,
-      lock
-        ? this.takeToken(3 + lock.lanes.length)(key, lock.key, lock.jobKey, ...lock.lanes, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs, lock.ttlMs, lock.owner, lock.jobId, LANE_TTL_MS)
-        : this.takeToken(1)(key, take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs),
-    )
+    // may leave the lock taken for this request's owner (and its job queued), which its enqueue or its spooled replay
+    // finds.
+    const answer = await atMost(this.budgetMs, call)
     if (!answer) {
       this.breaker.failed()
       this.redisState.down(TOO_SLOW.message)
@@ -224,8 +236,11 @@ class RedisTokenBucket extends RateLimiterRedis {
     }
     this.breaker.succeeded()
     this.redisState.up()
-    const [consumed, msBeforeNext, locked] = answer
-    if (lock && locked !== undefined) lock.locked = locked === 1
+    const [consumed, msBeforeNext, locked, queued] = answer
+    if (lock && locked !== undefined) {
+      lock.locked = locked === 1
+      lock.queued = queued !== undefined
+    }
     return [consumed, msBeforeNext]
   }
 }

@@ -6,6 +6,7 @@ import type { Log } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import { MAX_ROUTES } from '../config/instances-schema.ts'
 import { defineScript } from '../redis/connections.ts'
+import { jobAddOf, withJobAdd, withJobAddArgs, type JobAdd } from './bullmq-add.ts'
 import acquireScript from './dedupe-lock.lua' with { type: 'text' }
 import releaseScript from './release-lock.lua' with { type: 'text' }
 import type { EventLog } from './event-log.ts'
@@ -33,6 +34,10 @@ export interface DedupeLock {
   lanes: string[]
   /** true: held by this request; false: the event is queued already; undefined: not tried yet. */
   locked?: boolean
+  /** The event's job, built ahead so that the call taking the lock queues it too, when nothing delays it. */
+  add?: JobAdd
+  /** true: the call that took the lock queued the job as well. */
+  queued?: boolean
 }
 
 export interface Enqueuer {
@@ -56,26 +61,40 @@ export interface LockedEvent {
   conversation: ConversationRef | undefined
   /** Routes (indexes) whose conversation lane the event joins; only with a conversation. */
   lanes?: number[]
+  /** The event's job, when it is to be queued (not only logged): taking the lock then queues it in the same call. */
+  job?: WebhookJobData
 }
+
+/** dedupe-lock.lua, then the job's add in the same call when the lock is this request's: the job's id, or 0. */
+const acquireAndAddScript = withJobAdd(acquireScript, 'if result == 1 then return addJob() end\nreturn result')
 
 /** How long a conversation lane lives after its last event joined: longer than any delivery's tries take. */
 export const LANE_TTL_MS = 7 * 24 * 3_600_000
 
 /**
- * The first arrival of a dedupe key holds its lock (taken by the rate limit's script, or here: one round trip) and
- * adds the job with the key as its id (a second); a repeat while the lock lives or the job exists adds nothing.
+ * The first arrival of a dedupe key holds its lock (taken by the rate limit's script, or here) and adds the job with the
+ * key as its id, in the same call unless the job is delayed (then a second); a repeat while the lock lives or the job
+ * exists adds nothing.
  */
 export function createEnqueuer(deps: { config: Config['queue']; commands: Redis; queues: Queues; eventLog: EventLog; log: Log; metrics: Metrics }): Enqueuer {
   const { config, queues, eventLog, log, metrics } = deps
   const { commands } = deps
   const laneCounts = Array.from({ length: MAX_ROUTES + 1 }, (_, lanes) => lanes)
   const acquireCommand = defineScript(commands, 'acquireDedupeLock', acquireScript, laneCounts.map((lanes) => 2 + lanes))
+  const acquireAndAddCommand = defineScript(commands, 'acquireDedupeLockAndAdd', acquireAndAddScript, laneCounts.map((lanes) => 11 + lanes))
   const releaseCommand = defineScript(commands, 'releaseDedupeLock', releaseScript, laneCounts.map((lanes) => 1 + lanes))
+  const jobAdd = (shard: ShardQueues, jobId: string, data: WebhookJobData) => jobAddOf(shard.webhook, JOB.chatwootEvent, data, { jobId })
 
-  async function acquire(lock: DedupeLock): Promise<boolean> {
+  /** Takes the lock; with `add`, queues the job in the same call when the lock is taken (then `lock.queued`). */
+  async function acquire(lock: DedupeLock, add: JobAdd | undefined): Promise<boolean> {
     try {
       const { key, jobKey, lanes, ttlMs, owner, jobId } = lock
-      return (await acquireCommand(2 + lanes.length)(key, jobKey, ...lanes, ttlMs, owner, jobId, LANE_TTL_MS)) === 1
+      const keys = [key, jobKey, ...lanes]
+      const args = [ttlMs, owner, jobId, LANE_TTL_MS]
+      if (!add) return (await acquireCommand(keys.length)(...keys, ...args)) === 1
+      const answer = await acquireAndAddCommand(11 + lanes.length)(...withJobAddArgs(add, keys, args))
+      lock.queued = typeof answer === 'string'
+      return lock.queued
     } catch (error) {
       log.error({ err: (error as Error).message, jobId: lock.jobId }, 'dedupe lock failed')
       release(lock)
@@ -90,9 +109,10 @@ export function createEnqueuer(deps: { config: Config['queue']; commands: Redis;
 
   return {
     // The owner lives in the key for the whole dedupe window: 12 characters, not a 36-character UUID.
-    lockFor(dedupeKey, { instanceId, conversation, lanes = [] }, owner = randomBytes(9).toString('base64url')) {
+    lockFor(dedupeKey, { instanceId, conversation, lanes = [], job }, owner = randomBytes(9).toString('base64url')) {
       const shard = queues.shardOf(instanceId, conversation, dedupeKey)
       return {
+        add: job && jobAdd(shard, dedupeKey, job),
         jobId: dedupeKey,
         shard,
         key: dedupeLockKey(shard.prefix, dedupeKey),
@@ -104,7 +124,10 @@ export function createEnqueuer(deps: { config: Config['queue']; commands: Redis;
     },
 
     async enqueueWebhook(lock, data, delayMs = 0) {
-      if (!(await locked(lock))) return { status: 'already_queued', jobId: lock.jobId }
+      // Nothing delays the job: the call that takes the lock queues it too (the rate limit's, or the one here).
+      const add = delayMs > 0 ? undefined : (lock.add ?? jobAdd(lock.shard, lock.jobId, data))
+      if (!(await locked(lock, add))) return { status: 'already_queued', jobId: lock.jobId }
+      if (lock.queued) return { status: 'queued', jobId: lock.jobId }
       try {
         await lock.shard.webhook.add(JOB.chatwootEvent, data, delayMs > 0 ? { jobId: lock.jobId, delay: delayMs } : { jobId: lock.jobId })
       } catch (error) {
@@ -116,7 +139,7 @@ export function createEnqueuer(deps: { config: Config['queue']; commands: Redis;
     },
 
     async logUnrouted(lock, instanceId, line) {
-      if (!(await locked(lock))) return { status: 'already_queued', jobId: lock.jobId }
+      if (!(await locked(lock, undefined))) return { status: 'already_queued', jobId: lock.jobId }
       if (!(await eventLog.append(instanceId, line))) {
         release(lock)
         throw new Unavailable()
@@ -125,8 +148,8 @@ export function createEnqueuer(deps: { config: Config['queue']; commands: Redis;
     },
   }
 
-  async function locked(lock: DedupeLock): Promise<boolean> {
-    const held = lock.locked ?? (await acquire(lock))
+  async function locked(lock: DedupeLock, add: JobAdd | undefined): Promise<boolean> {
+    const held = lock.locked ?? (await acquire(lock, add))
     metrics.dedupeLocks.inc({ result: held ? 'acquired' : 'held' })
     return held
   }

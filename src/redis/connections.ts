@@ -99,7 +99,7 @@ export async function atMost<T>(ms: number, work: Promise<T>): Promise<T | undef
   return result
 }
 
-export type ScriptCall = (...keysAndArgs: (string | number)[]) => Promise<unknown>
+export type ScriptCall = (...keysAndArgs: (string | number | Buffer)[]) => Promise<unknown>
 
 /**
  * A Lua script as commands of `redis`, one per number of keys it may be given (`<name><n>`), defined now; returns

@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'bun:test'
+import type { Redis } from 'ioredis'
 import { chatwoot, everyEvent, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { signedDelivery } from '../fixtures/signed-delivery.ts'
 import { eventLogKey } from '../../src/queue/names.ts'
@@ -11,6 +12,12 @@ let nextMessageId = 700_000
 async function post(body: string | Uint8Array, options?: PostOptions) {
   const response = await file.gateway.app.handle(webhookRequest(body, options))
   return { status: response.status, body: (await response.json()) as Record<string, unknown>, headers: response.headers }
+}
+
+/** Lua scripts Redis has run since it started. */
+async function scriptCalls(redis: Redis): Promise<number> {
+  const stats = await redis.info('commandstats')
+  return [...stats.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)].reduce((sum, [, calls]) => sum + Number(calls), 0)
 }
 
 function freshMessage() {
@@ -161,6 +168,22 @@ describe('dedupe', () => {
       const answers = await Promise.all(Array.from({ length: 30 }, () => unlimited.app.handle(webhookRequest(body))))
       expect(answers.map((a) => a.status).sort()).toEqual([...Array(29).fill(200), 202])
       expect(answers[0]!.headers.get('ratelimit-limit')).toBeNull()
+    } finally {
+      await unlimited.close()
+    }
+  })
+
+  test('a routed event is taken in one Redis call: its token, its dedupe lock and its job together', async () => {
+    const unlimited = await testApp(file.redis, { RATE_LIMIT_ENABLED: 'false' })
+    try {
+      for (const gateway of [file.gateway, unlimited]) {
+        const before = await scriptCalls(gateway.commands)
+        const response = await gateway.app.handle(webhookRequest(freshMessage()))
+        const answer = (await response.json()) as { status: string; jobId: string }
+        expect(answer.status).toBe('queued')
+        expect(await scriptCalls(gateway.commands)).toBe(before + 1)
+        expect((await gateway.queue.getJob(answer.jobId))?.data).toMatchObject({ instanceId: 'acme', event: 'message_created' })
+      }
     } finally {
       await unlimited.close()
     }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Job, Queue, QueueEvents } from 'bullmq'
 import { createLogger } from '../../src/log.ts'
-import { QUEUE, eventLogKey } from '../../src/queue/names.ts'
+import { QUEUE, deliveredKey, eventLogKey } from '../../src/queue/names.ts'
 import type { ConnectedRedisConfig } from '../../src/redis/connections.ts'
 import { startWorkers, type RunningWorkers } from '../../workers/runtime.ts'
 import { jobOnceAdded, recordFinished, type FinishedJobs } from '../helpers/jobs.ts'
@@ -124,6 +124,23 @@ describe('webhook → delivery', () => {
     expect(request!.headers).toMatchObject({ 'x-hookgate-instance': 'acme', 'x-chatwoot-event': 'message_created', 'content-type': 'application/json' })
     const expected = signStandardWebhook(SECRET, request!.headers['webhook-id']!, Number(request!.headers['webhook-timestamp']), request!.body)
     expect(request!.headers['webhook-signature']).toBe(expected['webhook-signature']!)
+  })
+
+  test('a conversation\'s next event waits its turn parked, holding no claim on its delivery, and goes when the one before is delivered', async () => {
+    destination.answer({ status: 200, json: {}, delayMs: 300 })
+    const send = async (messageId: number) => {
+      const response = await gateway.app.handle(webhookRequest(toChatwootJson(chatwoot.messageCreatedIncoming({ messageId, conversationId: 4242 }))))
+      return ((await response.json()) as { jobId: string }).jobId
+    }
+    const [first, second] = [await send(nextMessageId++), await send(nextMessageId++)]
+    await webhookJobs.completed(second)
+    // The first is still being POSTed: the second's delivery is parked, and its marker is free for when it is woken.
+    expect(destination.requests.filter((r) => r.headers['webhook-id'] === `${second}.r0`)).toHaveLength(0)
+    expect(await (await Job.fromId(deliveries, `${second}.r0`))?.getState()).toBe('delayed')
+    expect(await gateway.commands.exists(deliveredKey(gateway.config.queue.prefix, `${second}.r0`))).toBe(0)
+    const [[firstArrived], [secondArrived]] = await Promise.all([triesOf(`${first}.r0`, 1), triesOf(`${second}.r0`, 1)])
+    expect(secondArrived!.at).toBeGreaterThan(firstArrived!.at)
+    expect(await deliveryJobs.completed(`${second}.r0`)).toMatchObject({ status: 'delivered' })
   })
 
   test('routes nothing the routes do not ask for', async () => {
