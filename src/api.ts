@@ -48,7 +48,8 @@ export async function buildApi(config: Config, redisConfig: ConnectedRedisConfig
   const enqueuer = createEnqueuer({ config: config.queue, commands, queues, eventLog, log, metrics })
   const budgetMs = config.spool.redisBudgetMs
   const breaker = createRedisBreaker({ redis: commands, budgetMs, log })
-  const replicas = config.spool.waitReplicas > 0 ? { producer, count: config.spool.waitReplicas } : undefined
+  // A job is added by the call that takes its lock (commands), or by its queue when delayed (producer).
+  const replicas = config.spool.waitReplicas > 0 ? { writers: [commands, producer], count: config.spool.waitReplicas } : undefined
   const acceptor = createAcceptor({ enqueuer, spool, breaker, budgetMs, replicas })
   const replayer = startReplayer({ spool, enqueuer, breaker, log, replicas })
   // With several queue shards no script takes a bucket and a lock together: the buckets spread over the cluster too.

@@ -29,7 +29,7 @@ export function createChatwootCallsProcessor(deps: { config: Config; instances: 
   const { config, instances, redis, lanes, eventLog, log } = deps
   const { perSecond, burst } = config.workers.chatwootApi
   const { prefix, dedupeWindowMs } = config.queue
-  const takeToken = defineScript(redis, 'takeToken', tokenBucketScript, [1])(1) as TakeToken
+  const takeToken = defineScript(redis, tokenBucketScript)(1) as TakeToken
 
   return async function processChatwootCalls(job: Job<ChatwootCallsJobData>, token?: string): Promise<{ calls: number }> {
     const { instanceId, conversation, lane } = job.data

@@ -23,7 +23,7 @@ export function createAcceptor(deps: {
   spool: Spool
   breaker: RedisBreaker
   budgetMs: number
-  /** With REDIS_WAIT_REPLICAS: the connection that adds jobs, and how many replicas must have them. */
+  /** With REDIS_WAIT_REPLICAS: the connections that add jobs, and how many replicas must have them. */
   replicas?: Replicas
 }): Acceptor {
   const { enqueuer, spool, breaker, budgetMs, replicas } = deps

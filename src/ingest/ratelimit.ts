@@ -3,7 +3,7 @@ import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible'
 import { instanceRateLimit, type Config, type InstanceRateLimit } from '../config/config.ts'
 import { RateLimited } from '../errors.ts'
 import type { Instances } from '../config/instances.ts'
-import { MAX_ROUTES, type InstanceConfig } from '../config/instances-schema.ts'
+import type { InstanceConfig } from '../config/instances-schema.ts'
 import { createOutageReporter, type Log, type OutageReporter } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import type { RedisBreaker } from '../redis/breaker.ts'
@@ -64,9 +64,8 @@ export function createLimiter(deps: Deps): Limiter {
   const tagged = `${deps.keyPrefix}:rl`
   const { redis } = deps
   // token-bucket.lua with its keys: 1 (the bucket), or 3 (with the dedupe lock's keys) plus the lanes.
-  const laneCounts = Array.from({ length: MAX_ROUTES + 1 }, (_, lanes) => lanes)
-  const takeToken = defineScript(redis, 'takeToken', tokenBucketScript, [1, ...laneCounts.map((lanes) => 3 + lanes)]) as TakeToken
-  const takeTokenAndAdd = defineScript(redis, 'takeTokenAndAdd', takeTokenAndAddScript, laneCounts.map((lanes) => 12 + lanes)) as TakeToken
+  const takeToken = defineScript(redis, tokenBucketScript) as TakeToken
+  const takeTokenAndAdd = defineScript(redis, takeTokenAndAddScript) as TakeToken
   const redisState = createOutageReporter(log, {}, {
     down: 'rate limiter: Redis unavailable; limiting per process in memory until it is back',
     up: 'rate limiter: Redis is back; limits are fleet-wide again',

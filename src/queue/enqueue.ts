@@ -4,7 +4,6 @@ import type { Config } from '../config/config.ts'
 import { Unavailable } from '../errors.ts'
 import type { Log } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
-import { MAX_ROUTES } from '../config/instances-schema.ts'
 import { defineScript } from '../redis/connections.ts'
 import { jobAddOf, withJobAdd, withJobAddArgs, type JobAdd } from './bullmq-add.ts'
 import acquireScript from './dedupe-lock.lua' with { type: 'text' }
@@ -79,10 +78,9 @@ export const LANE_TTL_MS = 7 * 24 * 3_600_000
 export function createEnqueuer(deps: { config: Config['queue']; commands: Redis; queues: Queues; eventLog: EventLog; log: Log; metrics: Metrics }): Enqueuer {
   const { config, queues, eventLog, log, metrics } = deps
   const { commands } = deps
-  const laneCounts = Array.from({ length: MAX_ROUTES + 1 }, (_, lanes) => lanes)
-  const acquireCommand = defineScript(commands, 'acquireDedupeLock', acquireScript, laneCounts.map((lanes) => 2 + lanes))
-  const acquireAndAddCommand = defineScript(commands, 'acquireDedupeLockAndAdd', acquireAndAddScript, laneCounts.map((lanes) => 11 + lanes))
-  const releaseCommand = defineScript(commands, 'releaseDedupeLock', releaseScript, laneCounts.map((lanes) => 1 + lanes))
+  const acquireCommand = defineScript(commands, acquireScript)
+  const acquireAndAddCommand = defineScript(commands, acquireAndAddScript)
+  const releaseCommand = defineScript(commands, releaseScript)
   const jobAdd = (shard: ShardQueues, jobId: string, data: WebhookJobData) => jobAddOf(shard.webhook, JOB.chatwootEvent, data, { jobId })
 
   /** Takes the lock; with `add`, queues the job in the same call when the lock is taken (then `lock.queued`). */

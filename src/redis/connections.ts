@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { RedisConfig } from '../config/config.ts'
 import { createOutageReporter, type Log } from '../log.ts'
@@ -102,20 +103,23 @@ export async function atMost<T>(ms: number, work: Promise<T>): Promise<T | undef
 export type ScriptCall = (...keysAndArgs: (string | number | Buffer)[]) => Promise<unknown>
 
 /**
- * A Lua script as commands of `redis`, one per number of keys it may be given (`<name><n>`), defined now; returns
- * the command for a number of keys. On a Redis Cluster, ioredis's auto-pipelining groups calls by the slot of their
- * first argument, which must then be a key, not a key count. All are defined at once, up front: an auto-pipeline
- * copies the connection's commands when it is made, and one defined later would be missing from a pipeline still
- * waiting on Redis (seen: the connection then never answered again).
+ * A Lua script run as EVALSHA (EVAL once where Redis does not have it yet: a new or restarted server, another
+ * master), given its number of keys; returns the call for a number of keys. Not ioredis's defineCommand: every
+ * auto-pipeline ioredis makes copies each defined command onto itself, which with a command per number of keys (a
+ * Cluster's auto-pipelining needs a key, not a key count, first) cost the API a tenth of its CPU. EVALSHA is a command
+ * ioredis knows the keys of, so its auto-pipelining groups it by the slot of its first key.
  */
-export function defineScript(redis: Redis, name: string, lua: string, keyCounts: number[]): (numberOfKeys: number) => ScriptCall {
-  const commands = redis as unknown as Record<string, ScriptCall>
-  for (const numberOfKeys of keyCounts) redis.defineCommand(`${name}${numberOfKeys}`, { lua, numberOfKeys })
-  return (numberOfKeys) => {
-    const command = commands[`${name}${numberOfKeys}`]
-    if (!command) throw new Error(`${name} is not defined for ${numberOfKeys} keys`)
-    return command.bind(redis)
-  }
+export function defineScript(redis: Redis, lua: string): (numberOfKeys: number) => ScriptCall {
+  const sha = createHash('sha1').update(lua).digest('hex')
+  return (numberOfKeys) =>
+    async (...keysAndArgs) => {
+      try {
+        return await redis.evalsha(sha, numberOfKeys, ...keysAndArgs)
+      } catch (error) {
+        if (!(error as Error).message.startsWith('NOSCRIPT')) throw error
+        return redis.eval(lua, numberOfKeys, ...keysAndArgs)
+      }
+    }
 }
 
 export type WithReleaseLock = Redis & { releaseLock(key: string, owner: string): Promise<number> }
@@ -160,13 +164,15 @@ export async function evictionPolicyAllowsStart(config: ConnectedRedisConfig, lo
 
 /** REDIS_WAIT_REPLICAS: the connection whose writes must reach `count` replicas. */
 export interface Replicas {
-  producer: Redis
+  /** The connections that add jobs: WAIT answers for the writes of the connection it is sent on. */
+  writers: Redis[]
   count: number
 }
 
-/** Whether `count` replicas have had every write of the connection so far (WAIT), within `timeoutMs`; true without. */
+/** Whether `count` replicas have had every write of the writers so far (WAIT), within `timeoutMs`; true without. */
 export async function replicated(replicas: Replicas | undefined, timeoutMs: number): Promise<boolean> {
   if (!replicas) return true
-  const acknowledged = await atMost(timeoutMs + 100, replicas.producer.wait(replicas.count, timeoutMs))
-  return (acknowledged ?? 0) >= replicas.count
+  const { writers, count } = replicas
+  const acknowledged = await Promise.all(writers.map((writer) => atMost(timeoutMs + 100, writer.wait(count, timeoutMs))))
+  return acknowledged.every((replicasWithIt) => (replicasWithIt ?? 0) >= count)
 }

@@ -35,7 +35,7 @@ export async function startSentinelSet() {
   const replicaPort = await freePort()
   // Diskless sync at once: by default a master waits 5 s for more replicas before it starts a replica's first sync.
   const master = await server(masterPort, 'master', ['--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0'])
-  await server(replicaPort, 'replica', ['--replicaof', '127.0.0.1', String(masterPort)])
+  const replica = await server(replicaPort, 'replica', ['--replicaof', '127.0.0.1', String(masterPort)])
   const sentinelPorts = [await freePort(), await freePort(), await freePort()]
   for (const port of sentinelPorts) {
     // Sentinel rewrites its config file: each gets its own, writable.
@@ -105,6 +105,11 @@ export async function startSentinelSet() {
     async currentMasterPort(): Promise<number> {
       const [, port] = (await ask.call('SENTINEL', 'get-master-addr-by-name', MASTER_NAME)) as [string, string]
       return Number(port)
+    },
+    /** Stops the replica's process (SIGSTOP) until the returned call continues it: it confirms no write meanwhile. */
+    stallReplica(): () => void {
+      replica.kill('SIGSTOP')
+      return () => replica.kill('SIGCONT')
     },
     /** SIGKILLs the master. */
     async killMaster(): Promise<void> {

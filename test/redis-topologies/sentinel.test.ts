@@ -32,6 +32,14 @@ describe('Redis Sentinel: master, replica, three sentinels, passwords on both', 
       body: toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: 4_999_999 })),
     })
     expect(await confirmed.json()).toMatchObject({ status: 'queued' })
+    // A replica that cannot confirm: the event's job is on the master only, so it is spooled as well.
+    const resumeReplica = set.stallReplica()
+    const unconfirmed = await fetch(`http://127.0.0.1:${waiting.port}/webhook/chatwoot/acme?token=${ACME_TOKEN}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: 4_999_998 })),
+    }).finally(resumeReplica)
+    expect(await unconfirmed.json()).toMatchObject({ status: 'spooled' })
     await waiting.stop()
 
     const load = startLoad(fleet.base)
