@@ -2,7 +2,7 @@
 import { check } from 'k6'
 import crypto from 'k6/crypto'
 import http from 'k6/http'
-import { BASE_URL, INSTANCE, SECRET, TOKEN } from './config.js'
+import { BASE_URL, CONVERSATIONS, INSTANCE, SECRET, TOKEN } from './config.js'
 import { EVENTS } from './events.js'
 
 /** @typedef {{ name: string, payload: Record<string, unknown> }} FixtureEvent */
@@ -28,9 +28,23 @@ export function withId(payload, id) {
   return Object.assign({}, payload, { id: id })
 }
 
-/** A customer's incoming WhatsApp message, as Chatwoot's `message_created`, with message id `id`. @param {number} id */
-export function incomingMessage(id) {
-  return withId(INCOMING, id)
+/**
+ * A customer's incoming WhatsApp message, as Chatwoot's `message_created`, with message id `id`, in conversation
+ * `conversationId` (by default the fixture's).
+ * @param {number} id @param {number} [conversationId]
+ */
+export function incomingMessage(id, conversationId) {
+  if (conversationId === undefined) return withId(INCOMING, id)
+  var conversation = Object.assign({}, /** @type {Record<string, unknown>} */ (INCOMING.conversation), { id: conversationId })
+  return Object.assign(withId(INCOMING, id), { conversation: conversation })
+}
+
+/**
+ * The conversation of this VU's current event, one of CONVERSATIONS: the VUs sending at one moment write to different
+ * conversations, and each VU's next event to another, as customers do.
+ */
+export function someConversation() {
+  return 1 + ((__VU + __ITER * 7919) % CONVERSATIONS)
 }
 
 /**
@@ -58,7 +72,7 @@ export function setupFreshIds() {
  * @param {Parameters<typeof webhookRequest>[1]} [options]
  */
 export function sendNewMessage(base, options) {
-  var response = sendWebhook(toChatwootJson(incomingMessage(uniqueId(base))), options)
+  var response = sendWebhook(toChatwootJson(incomingMessage(uniqueId(base), someConversation())), options)
   var answer = answerOf(response)
   check(response, {
     '202 queued': function (r) {

@@ -7,6 +7,7 @@
  *   SECRET     the instance's webhookSecret: when set, requests are signed as Chatwoot 4.12+ signs them instead
  *   RATE       requests per second per replica (throughput, spike, soak)   default 1000
  *   REPLICAS   API replicas behind BASE_URL                                default 1
+ *   CONVERSATIONS  new messages are spread over this many conversations   default 1000
  *   DURATION   how long the steady part runs                               default per scenario
  *   SUMMARY_DIR where handleSummary writes <scenario>-summary.{txt,json}   default the current directory
  */
@@ -28,6 +29,12 @@ export var BASE_URL = env('BASE_URL', 'http://localhost:3000').replace(/\/+$/, '
 export var INSTANCE = env('INSTANCE', 'default')
 export var TOKEN = env('TOKEN', '')
 export var SECRET = env('SECRET', '')
+/**
+ * How many conversations new messages are spread over. An ordered route (the default) delivers a conversation's
+ * messages one at a time: a thousand messages a second in one conversation measures that one lane, not the gateway.
+ */
+export var CONVERSATIONS = Math.round(envNumber('CONVERSATIONS', 1000))
+
 /** The target arrival rate of the whole fleet: RATE per replica times REPLICAS. */
 export var TARGET_RATE = Math.round(envNumber('RATE', 1000) * envNumber('REPLICAS', 1))
 
