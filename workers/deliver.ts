@@ -41,7 +41,7 @@ export type TryOutcome =
   | { status: 'delivered_before' }
   | { status: 'wait'; waitMs: number }
   | { status: 'failed'; error: Error; ms: number }
-  | { status: 'not_its_turn' }
+  | { status: 'not_its_turn'; position: number }
 
 /**
  * `turn`: on an ordered route, the event's place in its lane (Lanes.position), asked for beside the marker's claim so
@@ -118,7 +118,7 @@ export function createDeliverer(deps: {
     if (position) {
       // Just taken and far from expiring: ours to delete without a compare.
       await redis.del(marker)
-      return { status: 'not_its_turn' }
+      return { status: 'not_its_turn', position }
     }
     const release = () => redis.releaseLock(marker, owner).catch(() => 0)
 

@@ -10,7 +10,7 @@ import type { AnswerBack } from './answer-back.ts'
 import { waitWithoutTrying } from './backoff.ts'
 import { failedTryLine, type TryDelivery } from './deliver.ts'
 import { Refused } from './http.ts'
-import { LANE_RECHECK_MS, type Lanes } from './lanes.ts'
+import { LANE_RECHECK_MS, recheckAfterMs, type Lanes } from './lanes.ts'
 
 export interface DeliveryDeps {
   config: Config
@@ -77,7 +77,7 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
     if (lane) {
       const position = await positionAfterDeadHeads(job, lane)
       if (position === undefined) lane = undefined // Not in its lane (any more): a replay, say. It goes at once.
-      else if (position > 0) return waitTurn(job, lane, token)
+      else if (position > 0) return waitTurn(job, lane, position, token)
     }
     const body = job.data.body || (job.data.batch ? await takeBatch(job, job.data.batch) : '')
     if (!body) return { status: 'empty_batch' }
@@ -104,7 +104,7 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
   }
 
   /**
-   * The delivery's place in its lane, once heads with no job left are dropped: a head seen dead on two looks a
+   * The delivery's place in its lane, once heads with no job left are dropped: a head seen dead on two looks at least
    * LANE_RECHECK_MS apart (the first could be an event between its lock and its job being added).
    */
   async function positionAfterDeadHeads(job: Job<DeliveryJobData>, lane: LaneRef): Promise<number | undefined> {
@@ -122,8 +122,8 @@ export function createDeliveryProcessor(deps: DeliveryDeps) {
   }
 
   /** Parks the delivery until its event heads the lane: the one before wakes it as it leaves. */
-  async function waitTurn(job: Job<DeliveryJobData>, lane: LaneRef, token: string | undefined): Promise<never> {
-    await job.moveToDelayed(Date.now() + LANE_RECHECK_MS, token)
+  async function waitTurn(job: Job<DeliveryJobData>, lane: LaneRef, position: number, token: string | undefined): Promise<never> {
+    await job.moveToDelayed(Date.now() + recheckAfterMs(position), token)
     await lanes.parked(lane)
     throw new DelayedError()
   }

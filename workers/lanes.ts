@@ -5,11 +5,23 @@ import { JOB, type LaneRef } from '../src/queue/names.ts'
 import type { ShardQueues } from '../src/queue/queues.ts'
 
 /**
- * How long a delivery parked behind its conversation's lane sleeps before it looks again, when nothing wakes it
- * sooner (the event before it normally does, as it leaves). It bounds how long a lane waits for a head whose jobs are
- * gone (a webhook accepted while Redis failed over, say): twice this.
+ * How long a delivery parked right behind its conversation's lane head sleeps before it looks again, when nothing
+ * wakes it sooner (the head normally does, as it leaves). It bounds how long a lane waits for a head whose jobs are
+ * gone (a webhook accepted while Redis failed over, say): twice this, once that delivery is next.
  */
 export const LANE_RECHECK_MS = 5000
+/** A delivery further back looks again this many times less often at most (see recheckAfterMs). */
+const FURTHEST_RECHECK_FACTOR = 12
+
+/**
+ * How long a delivery `position` places behind its lane's head sleeps before it looks again. Only the one right
+ * behind the head needs to look often (to find a dead head); the others are woken in turn as the events before them
+ * leave. Every look costs a few scripts, so in a long lane (a busy conversation, or a backlog) looking every
+ * LANE_RECHECK_MS would cost more the longer the lane grew.
+ */
+export function recheckAfterMs(position: number): number {
+  return Math.min(Math.max(1, position), FURTHEST_RECHECK_FACTOR) * LANE_RECHECK_MS
+}
 
 export interface Lanes {
   /** 0: the event heads its lane (its turn); n > 0: n events are before it; undefined: it is not in the lane (done). */

@@ -12,7 +12,7 @@ import type { ShardQueues } from '../src/queue/queues.ts'
 import { backoffStrategy } from './backoff.ts'
 import { failedTryLine, type TryDelivery } from './deliver.ts'
 import { statusOf } from './http.ts'
-import { LANE_RECHECK_MS, type Lanes } from './lanes.ts'
+import { recheckAfterMs, type Lanes } from './lanes.ts'
 
 export interface WebhookDeps {
   config: Config
@@ -86,7 +86,7 @@ export function createWebhookProcessor(deps: WebhookDeps) {
   async function deliverInTurn(destination: RouteConfig['destination'], data: DeliveryJobData & { lane: LaneRef }, id: string, attempts: number) {
     const outcome = await deliverFirst(destination, data, id, attempts, lanes.position(data.lane))
     if (outcome?.status !== 'not_its_turn') return
-    await handOver(data, { jobId: id, attempts, delay: LANE_RECHECK_MS })
+    await handOver(data, { jobId: id, attempts, delay: recheckAfterMs(outcome.position) })
     await lanes.parked(data.lane)
   }
 

@@ -6,6 +6,7 @@ import type { ConnectedRedisConfig } from '../../src/redis/connections.ts'
 import { startWorkers, type RunningWorkers } from '../../workers/runtime.ts'
 import { jobOnceAdded, recordFinished, type FinishedJobs } from '../helpers/jobs.ts'
 import { signStandardWebhook } from '../../workers/sign.ts'
+import { LANE_RECHECK_MS } from '../../workers/lanes.ts'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { ACME_TOKEN, logCapture, testApp, webhookRequest, type TestGateway } from '../helpers/deps.ts'
 import { startRecorder } from '../helpers/http-server.ts'
@@ -132,15 +133,18 @@ describe('webhook → delivery', () => {
       const response = await gateway.app.handle(webhookRequest(toChatwootJson(chatwoot.messageCreatedIncoming({ messageId, conversationId: 4242 }))))
       return ((await response.json()) as { jobId: string }).jobId
     }
-    const [first, second] = [await send(nextMessageId++), await send(nextMessageId++)]
-    await webhookJobs.completed(second)
-    // The first is still being POSTed: the second's delivery is parked, and its marker is free for when it is woken.
-    expect(destination.requests.filter((r) => r.headers['webhook-id'] === `${second}.r0`)).toHaveLength(0)
-    expect(await (await Job.fromId(deliveries, `${second}.r0`))?.getState()).toBe('delayed')
+    const [first, second, third] = [await send(nextMessageId++), await send(nextMessageId++), await send(nextMessageId++)]
+    await Promise.all([webhookJobs.completed(second), webhookJobs.completed(third)])
+    // The first is still being POSTed: the others' deliveries are parked, their markers free for when they are woken.
+    expect(destination.requests.filter((r) => [`${second}.r0`, `${third}.r0`].includes(r.headers['webhook-id']!))).toHaveLength(0)
+    const [parkedSecond, parkedThird] = await Promise.all([Job.fromId(deliveries, `${second}.r0`), Job.fromId(deliveries, `${third}.r0`)])
+    expect(await parkedSecond?.getState()).toBe('delayed')
     expect(await gateway.commands.exists(deliveredKey(gateway.config.queue.prefix, `${second}.r0`))).toBe(0)
-    const [[firstArrived], [secondArrived]] = await Promise.all([triesOf(`${first}.r0`, 1), triesOf(`${second}.r0`, 1)])
-    expect(secondArrived!.at).toBeGreaterThan(firstArrived!.at)
-    expect(await deliveryJobs.completed(`${second}.r0`)).toMatchObject({ status: 'delivered' })
+    // Right behind the head it looks again every LANE_RECHECK_MS; further back, less often (it is woken in turn).
+    expect([parkedSecond?.delay, parkedThird?.delay]).toEqual([LANE_RECHECK_MS, 2 * LANE_RECHECK_MS])
+    const arrivals = await Promise.all([first, second, third].map(async (id) => (await triesOf(`${id}.r0`, 1))[0]!.at))
+    expect(arrivals).toEqual([...arrivals].sort((a, b) => a - b))
+    expect(await deliveryJobs.completed(`${third}.r0`)).toMatchObject({ status: 'delivered' })
   })
 
   test('routes nothing the routes do not ask for', async () => {
