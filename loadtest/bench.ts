@@ -10,7 +10,9 @@
  *   workers  a webhook queue pre-filled with N events drained by `hookgate worker` into a local destination.
  *   pipeline the whole path at fixed rates: `hookgate start` (API and worker processes), one route to a local
  *            destination, an open-loop sender; ack and receive→deliver percentiles, lost and duplicated events, and
- *            Redis's work per event (INFO commandstats, CPU) on a Redis run as the embedded one is (AOF always).
+ *            Redis's work per event (INFO commandstats, CPU) on a Redis run as the embedded one is (AOF always);
+ *            then the queue alone at the same rates (one BullMQ job per event, a no-op worker): what it costs Redis
+ *            by itself, to set hookgate's cost per event against.
  *   metrics  (not by default) peak req/s of one API process with METRICS_ENABLED on and off.
  *   cluster  (not by default) peak req/s of one API process on the single Redis and on a 3-master Redis Cluster.
  *
@@ -39,6 +41,7 @@ import { latencyChartSvg } from './harness/chart.ts'
 import { hookgateEnv, startServer } from './harness/processes.ts'
 import { median } from './harness/stats.ts'
 import { measurePipeline, type PipelineMix, type PipelineResult } from './harness/pipeline.ts'
+import { measureQueueFloor, type QueueFloorRow } from './harness/queue-floor.ts'
 import { measureWorkers, type WorkerResult } from './harness/workers.ts'
 import { runWrk, type WrkResult } from './harness/wrk.ts'
 
@@ -174,6 +177,7 @@ const results: {
   rate?: ArrivalRateResult & { target: string; accepted: number; jobs: number; lost: number; unanswered: number }
   workers?: WorkerResult[]
   pipeline?: PipelineResult[]
+  queueFloor?: QueueFloorRow[]
 } = {}
 
 try {
@@ -185,7 +189,10 @@ try {
   }
   if (settings.scenarios.has('rate')) results.rate = await fixedRate()
   if (settings.scenarios.has('workers')) results.workers = await workers()
-  if (settings.scenarios.has('pipeline')) results.pipeline = await pipeline()
+  if (settings.scenarios.has('pipeline')) {
+    results.pipeline = await pipeline()
+    results.queueFloor = await queueFloor()
+  }
   report()
 } finally {
   redis.disconnect()
@@ -344,6 +351,18 @@ async function pipeline(): Promise<PipelineResult[]> {
   return measured
 }
 
+/** BullMQ alone at the pipeline's rates, on a Redis run as the pipeline's: what one job per event costs by itself. */
+async function queueFloor(): Promise<QueueFloorRow[]> {
+  const floorRedis = await startRedis(settings.pipeline.aof === 'always' ? { aof: 'always' } : {})
+  try {
+    const rows = await measureQueueFloor({ redisUrl: floorRedis.url, rates: settings.pipeline.rates, seconds: settings.pipeline.seconds, concurrency: 200 })
+    for (const row of rows) log(`the queue alone ${row.rate}/s: Redis CPU ${row.redis.cpuUsecPerEvent} µs, ${row.redis.scriptsPerEvent} scripts, ${row.redis.commandsPerEvent} commands per job`)
+    return rows
+  } finally {
+    await floorRedis.stop()
+  }
+}
+
 /** Jobs of a target's webhook queue, whatever their state. */
 async function jobCount(target: Target): Promise<number> {
   const queues = target.prefixes.map((prefix) => new Queue(QUEUE.webhook, { connection: target.redis ?? redis, prefix }))
@@ -471,6 +490,23 @@ function report() {
       '| command | calls/event | µs/event |',
       '|---|---|---|',
       ...(p.rows[0]?.redis.breakdown ?? []).filter((b) => b.perEvent >= 0.05).map((b) => `| ${b.command} | ${b.perEvent} | ${b.usecPerEvent} |`),
+    )
+  }
+  if (results.queueFloor) {
+    const hookgate = results.pipeline?.[0]
+    lines.push(
+      '',
+      `## The queue alone: one BullMQ job per event (the same body, removed once completed), a worker that does nothing, ${settings.pipeline.seconds} s per rate`,
+      '',
+      `What any gateway that queues each event as a BullMQ job costs Redis at least; the last column is the first pipeline's Redis CPU per event over it.`,
+      '',
+      '| rate/s | jobs | Redis CPU µs/job | scripts/job | commands/job | hookgate ÷ queue alone |',
+      '|---|---|---|---|---|---|',
+      ...results.queueFloor.map((f) => {
+        const row = hookgate?.rows.find((r) => r.rate === f.rate)
+        const ratio = row ? `${Math.round((row.redis.cpuUsecPerEvent / f.redis.cpuUsecPerEvent) * 100) / 100}×` : '–'
+        return `| ${f.rate} | ${f.jobs} | ${f.redis.cpuUsecPerEvent} | ${f.redis.scriptsPerEvent} | ${f.redis.commandsPerEvent} | ${ratio} |`
+      }),
     )
   }
   const markdown = `${lines.join('\n')}\n`

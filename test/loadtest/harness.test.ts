@@ -49,6 +49,7 @@ describe('bun run bench', () => {
         rate: { sent: number; accepted: number; jobs: number; lost: number; unanswered: number }
         workers: { events: number; eventsPerSecond: number; duplicates: number }[]
         pipeline: { rows: { rate: number; sent: number; accepted: number; delivered: number; lost: number; duplicated: number; redis: { scriptsPerEvent: number; commandsPerEvent: number; cpuUsecPerEvent: number } }[] }[]
+        queueFloor: { rate: number; jobs: number; redis: { scriptsPerEvent: number; cpuUsecPerEvent: number } }[]
       }
     }
     expect(results.peak.map((p) => p.kind)).toEqual(['express', 'floor', 'hookgate', 'hookgate'])
@@ -65,11 +66,16 @@ describe('bun run bench', () => {
     expect(pipeline!.rows[0]!.redis.scriptsPerEvent).toBeGreaterThanOrEqual(1)
     expect(pipeline!.rows[0]!.redis.commandsPerEvent).toBeGreaterThan(pipeline!.rows[0]!.redis.scriptsPerEvent)
     expect(pipeline!.rows[0]!.redis.cpuUsecPerEvent).toBeGreaterThan(0)
+    // The queue alone, at the same rate: a job is at least its add and its finish.
+    expect(results.queueFloor).toEqual([expect.objectContaining({ rate: 200, jobs: 400 })])
+    expect(results.queueFloor[0]!.redis.scriptsPerEvent).toBeGreaterThanOrEqual(2)
+    expect(results.queueFloor[0]!.redis.cpuUsecPerEvent).toBeGreaterThan(0)
     expect(files.some((f) => f.endsWith('-rate.svg'))).toBe(true)
     const markdown = readFileSync(join(out, files.find((f) => f.endsWith('.md'))!), 'utf8')
     expect(markdown).toContain('the Express baseline')
     expect(markdown).toContain('-rate.svg)')
     expect(stdout).toContain('## Fixed arrival rate: 200 req/s for 2 s')
     expect(stdout).toContain('## Pipeline: hookgate start')
+    expect(stdout).toContain('## The queue alone')
   }, 120_000)
 })
