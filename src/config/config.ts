@@ -160,7 +160,8 @@ export interface Config {
     redisBudgetMs: number
     /**
      * Replicas that must have a queued event before it counts as queued (REDIS_WAIT_REPLICAS, 0): Redis replicates
-     * asynchronously, so without it a failover can lose what the old master acknowledged. Not with Redis Cluster.
+     * asynchronously, so without it a failover can lose what the old master acknowledged. On a Cluster, WAIT goes to
+     * the master of the event's shard.
      */
     waitReplicas: number
   }
@@ -318,9 +319,6 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   }
   for (const [old, now] of Object.entries(REPLACED)) {
     if (env[old]?.trim()) problems.push(`${old}: no longer read; use ${now}`)
-  }
-  if (config.spool.waitReplicas > 0 && config.redis.mode === 'cluster') {
-    problems.push('REDIS_WAIT_REPLICAS: not supported with REDIS_CLUSTER_NODES (WAIT must reach the node that took the write)')
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return deepFreeze(config)

@@ -17,6 +17,11 @@ function hashSlot(tag: string): number {
   return crc16(tag) % SLOTS
 }
 
+/** The Redis Cluster hash slot of every key under a shard's prefix (its hash tag). */
+export function prefixSlot(prefix: string): number {
+  return hashSlot(/\{([^}]+)\}/.exec(prefix)?.[1] ?? prefix)
+}
+
 
 /**
  * The key prefix of each of `count` queue shards. One: the prefix itself (a single Redis or Sentinel: nothing

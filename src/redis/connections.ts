@@ -162,17 +162,30 @@ export async function evictionPolicyAllowsStart(config: ConnectedRedisConfig, lo
   }
 }
 
-/** REDIS_WAIT_REPLICAS: the connection whose writes must reach `count` replicas. */
+/** REDIS_WAIT_REPLICAS: the connections whose writes must reach `count` replicas. */
 export interface Replicas {
-  /** The connections that add jobs: WAIT answers for the writes of the connection it is sent on. */
+  /**
+   * The connections that add jobs: WAIT answers for the writes of the connection it is sent on. On a Cluster, it is
+   * sent on the connection to the master that serves the writes' slot.
+   */
   writers: Redis[]
   count: number
 }
 
-/** Whether `count` replicas have had every write of the writers so far (WAIT), within `timeoutMs`; true without. */
-export async function replicated(replicas: Replicas | undefined, timeoutMs: number): Promise<boolean> {
+/**
+ * Whether `count` replicas have had every write of the writers so far (WAIT), within `timeoutMs`; true without. On a
+ * Cluster, the writes to the masters serving `slots` (the shards written to).
+ */
+export async function replicated(replicas: Replicas | undefined, timeoutMs: number, slots: number[]): Promise<boolean> {
   if (!replicas) return true
   const { writers, count } = replicas
-  const acknowledged = await Promise.all(writers.map((writer) => atMost(timeoutMs + 100, writer.wait(count, timeoutMs))))
+  const targets = writers.flatMap((writer) => (writer instanceof Cluster ? [...new Set(slots.map((slot) => masterOf(writer, slot)))] : [writer]))
+  const acknowledged = await Promise.all(targets.map((target) => (target ? atMost(timeoutMs + 100, target.wait(count, timeoutMs)) : undefined)))
   return acknowledged.every((replicasWithIt) => (replicasWithIt ?? 0) >= count)
+}
+
+/** The connection a Cluster client sends a slot's commands on now (its master's), if it knows one. */
+function masterOf(cluster: Cluster, slot: number): Redis | undefined {
+  const address = cluster.slots[slot]?.[0]
+  return cluster.nodes('master').find((node) => `${node.options.host}:${node.options.port}` === address)
 }

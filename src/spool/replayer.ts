@@ -3,6 +3,7 @@ import { routableEvent } from '../ingest/routes.ts'
 import type { Enqueuer, LockedEvent } from '../queue/enqueue.ts'
 import type { WebhookJobData } from '../queue/names.ts'
 import type { RedisBreaker } from '../redis/breaker.ts'
+import { prefixSlot } from '../queue/shards.ts'
 import { atMost, replicated, type Replicas } from '../redis/connections.ts'
 import type { Spool } from './spool.ts'
 
@@ -32,8 +33,10 @@ export function startReplayer(deps: { spool: Spool; enqueuer: Enqueuer; breaker:
     await spool.rotate()
     for (const segment of await spool.segments()) {
       if (stopped) return
+      const slots = new Set<number>()
       for (const event of segment.events) {
         const lock = enqueuer.lockFor(event.jobId, lockedEvent(event.data), event.owner)
+        slots.add(prefixSlot(lock.shard.prefix))
         const queued = await atMost(REPLAY_BUDGET_MS, enqueuer.enqueueWebhook(lock, event.data))
         if (!queued) {
           breaker.failed()
@@ -42,7 +45,7 @@ export function startReplayer(deps: { spool: Spool; enqueuer: Enqueuer; breaker:
         }
       }
       // With REDIS_WAIT_REPLICAS the file goes only once the replicas have its events too.
-      if (!(await replicated(replicas, REPLAY_BUDGET_MS))) {
+      if (!(await replicated(replicas, REPLAY_BUDGET_MS, [...slots]))) {
         log.warn({ file: segment.path, replicas: replicas?.count }, 'spool replay: replicas did not confirm; the file is kept and replayed again')
         return
       }

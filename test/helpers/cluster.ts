@@ -123,6 +123,16 @@ export async function startCluster(options: { persistent?: boolean; replicas?: 0
         node.disconnect()
       }
     },
+    /** Stops every replica's process (SIGSTOP) until the returned call continues them: they confirm no write meanwhile. */
+    async stallReplicas(): Promise<() => void> {
+      const ports = [...children.keys()]
+      const isReplica = await onPorts(ports, async (node) => ((await node.info('replication')) as string).includes('role:slave'))
+      const replicas = ports.filter((_, i) => isReplica[i]).map((port) => children.get(port)!)
+      for (const replica of replicas) replica.kill('SIGSTOP')
+      return () => {
+        for (const replica of replicas) replica.kill('SIGCONT')
+      }
+    },
     /** Resolves once the live nodes agree again on three masters (a replica took over the dead one's slots). */
     failedOver: (dead: number) => settled([...children.keys()], 3, dead),
     async stop() {

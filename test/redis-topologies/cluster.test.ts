@@ -2,8 +2,11 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { Cluster } from 'ioredis'
 import { eventLogKey } from '../../src/queue/names.ts'
 import { loadMessage, startFleet, startLoad, summary } from '../faults/fleet.ts'
+import { freePort } from '../../src/process/embedded-redis.ts'
+import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { startCluster } from '../helpers/cluster.ts'
 import { ACME_TOKEN } from '../helpers/deps.ts'
+import { startApiProcess } from '../helpers/process.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
 
 let cluster: Awaited<ReturnType<typeof startCluster>> | undefined
@@ -82,7 +85,7 @@ describe('Redis Cluster: three masters', () => {
   }, 120_000)
 
   // The workers' blocking connections are reset while the cluster fails over; before their Cluster client dropped its
-  // ready check (src/redis.ts), such a reset could hang for good and leave the dead master's shards unserved.
+  // ready check (src/redis/connections.ts), such a reset could hang for good and leave the dead master's shards unserved.
   test('a master killed, with a replica per master: the cluster fails over, the spool covers the gap, nothing acknowledged is lost', async () => {
     client?.disconnect()
     await fleet?.stop()
@@ -91,6 +94,19 @@ describe('Redis Cluster: three masters', () => {
     client = new Cluster(cluster.ports.map((port) => ({ host: '127.0.0.1', port })))
     unused ??= await startRedis()
     fleet = await startFleet(unused, cluster.env, undefined, client)
+
+    // With REDIS_WAIT_REPLICAS=1 an event counts as queued once its master's replica has it too (WAIT on that master).
+    const waiting = await startApiProcess({ ...fleet.env, PORT: String(await freePort()), REDIS_WAIT_REPLICAS: '1' })
+    const post = async (messageId: number) => {
+      const url = `http://127.0.0.1:${waiting.port}/webhook/chatwoot/acme?token=${ACME_TOKEN}`
+      const body = toChatwootJson(chatwoot.messageCreatedIncoming({ messageId, conversationId: messageId }))
+      return (await (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).json()) as { status: string }
+    }
+    expect(await post(5_999_999)).toMatchObject({ status: 'queued' })
+    const resumeReplicas = await cluster.stallReplicas()
+    const unconfirmed = await post(5_999_998).finally(resumeReplicas)
+    expect(unconfirmed).toMatchObject({ status: 'spooled' })
+    await waiting.stop()
 
     const load = startLoad(fleet.base)
     await load.answered(200)
