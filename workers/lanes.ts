@@ -7,7 +7,8 @@ import type { ShardQueues } from '../src/queue/queues.ts'
 /**
  * How long a delivery parked right behind its conversation's lane head sleeps before it looks again, when nothing
  * wakes it sooner (the head normally does, as it leaves). It bounds how long a lane waits for a head whose jobs are
- * gone (a webhook accepted while Redis failed over, say): twice this, once that delivery is next.
+ * gone (a webhook accepted while Redis failed over, say): twice this once that delivery looks from right behind it
+ * (parked further back, its first look may come up to FURTHEST_RECHECK_FACTOR times this later).
  */
 export const LANE_RECHECK_MS = 5000
 /** A delivery further back looks again this many times less often at most (see recheckAfterMs). */

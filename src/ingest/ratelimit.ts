@@ -8,7 +8,7 @@ import { createOutageReporter, type Log, type OutageReporter } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import type { RedisBreaker } from '../redis/breaker.ts'
 import { atMost, defineScript } from '../redis/connections.ts'
-import { withJobAdd, withJobAddArgs } from '../queue/bullmq-add.ts'
+import { callWithJobAdd, withJobAdd } from '../queue/bullmq-add.ts'
 import { LANE_TTL_MS, type DedupeLock } from '../queue/enqueue.ts'
 import { spreadPrefix } from '../queue/names.ts'
 import { MemoryTokenBucket, type BucketParams } from './memory-bucket.ts'
@@ -222,7 +222,7 @@ class RedisTokenBucket extends RateLimiterRedis {
     else {
       const keys = [key, lock.key, lock.jobKey, ...lock.lanes]
       const args = [...bucketArgs, lock.ttlMs, lock.owner, lock.jobId, LANE_TTL_MS]
-      call = lock.add ? takeTokenAndAdd(12 + lock.lanes.length)(...withJobAddArgs(lock.add, keys, args)) : takeToken(keys.length)(...keys, ...args)
+      call = lock.add ? callWithJobAdd(takeTokenAndAdd, lock.add, keys, args) : takeToken(keys.length)(...keys, ...args)
     }
     // Past the budget the request goes on without Redis (this bucket in memory); a late answer changes nothing but
     // may leave the lock taken for this request's owner (and its job queued), which its enqueue or its spooled replay

@@ -27,15 +27,20 @@ export function jobAddOf<Data>(queue: Queue<Data>, name: string, data: Data, opt
   return { keys: sent.slice(0, BULLMQ_KEYS) as string[], args: sent.slice(BULLMQ_KEYS) }
 }
 
-/** The keys and arguments of a script made by withJobAdd: the job's first, then the script's own. */
-export function withJobAddArgs(add: JobAdd, keys: string[], args: (string | number)[]): (string | number | Buffer)[] {
-  return [...add.keys, ...keys, ...add.args, ...args]
+/** Calls a script made by withJobAdd: the job's keys and arguments first, then the script's own. */
+export function callWithJobAdd<Answer>(
+  command: (numberOfKeys: number) => (...keysAndArgs: (string | number | Buffer)[]) => Promise<Answer>,
+  add: JobAdd,
+  keys: string[],
+  args: (string | number)[],
+): Promise<Answer> {
+  return command(add.keys.length + keys.length)(...add.keys, ...keys, ...add.args, ...args)
 }
 
 /**
  * A script that runs `script` and then, in the same call, BullMQ's own add script when `tail` calls `addJob()`: one
  * round trip (and, with AOF fsync always, one fsync) where a lock and then the job took two. `script` runs on its own
- * KEYS and ARGV (given after the job's, see withJobAddArgs), ending with a `return`; `tail` is Lua that reads its
+ * KEYS and ARGV (given after the job's, see callWithJobAdd), ending with a `return`; `tail` is Lua that reads its
  * answer as `result` and returns what the call answers.
  */
 export function withJobAdd(script: string, tail: string): string {

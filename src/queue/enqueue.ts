@@ -5,7 +5,7 @@ import { Unavailable } from '../errors.ts'
 import type { Log } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import { defineScript } from '../redis/connections.ts'
-import { jobAddOf, withJobAdd, withJobAddArgs, type JobAdd } from './bullmq-add.ts'
+import { callWithJobAdd, jobAddOf, withJobAdd, type JobAdd } from './bullmq-add.ts'
 import acquireScript from './dedupe-lock.lua' with { type: 'text' }
 import releaseScript from './release-lock.lua' with { type: 'text' }
 import type { EventLog } from './event-log.ts'
@@ -90,7 +90,7 @@ export function createEnqueuer(deps: { config: Config['queue']; commands: Redis;
       const keys = [key, jobKey, ...lanes]
       const args = [ttlMs, owner, jobId, LANE_TTL_MS]
       if (!add) return (await acquireCommand(keys.length)(...keys, ...args)) === 1
-      const answer = await acquireAndAddCommand(11 + lanes.length)(...withJobAddArgs(add, keys, args))
+      const answer = await callWithJobAdd(acquireAndAddCommand, add, keys, args)
       lock.queued = typeof answer === 'string'
       return lock.queued
     } catch (error) {
