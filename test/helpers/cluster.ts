@@ -123,15 +123,22 @@ export async function startCluster(options: { persistent?: boolean; replicas?: 0
         node.disconnect()
       }
     },
-    /** Stops every replica's process (SIGSTOP) until the returned call continues them: they confirm no write meanwhile. */
-    async stallReplicas(): Promise<() => void> {
-      const ports = [...children.keys()]
-      const isReplica = await onPorts(ports, async (node) => ((await node.info('replication')) as string).includes('role:slave'))
-      const replicas = ports.filter((_, i) => isReplica[i]).map((port) => children.get(port)!)
-      for (const replica of replicas) replica.kill('SIGSTOP')
-      return () => {
-        for (const replica of replicas) replica.kill('SIGCONT')
+    /** The port of the replica of the master that serves `slot` now. */
+    async replicaOf(slot: number): Promise<number> {
+      const node = new Redis({ host: '127.0.0.1', port: [...children.keys()][0]! })
+      try {
+        const slots = (await node.call('CLUSTER', 'SLOTS')) as [number, number, ...[string, number][]][]
+        const [, , , replica] = slots.find(([from, to]) => from <= slot && slot <= to)!
+        return replica![1]
+      } finally {
+        node.disconnect()
       }
+    },
+    /** Stops a node's process (SIGSTOP) until the returned call continues it: a replica then confirms no write. */
+    stall(port: number): () => void {
+      const child = children.get(port)!
+      child.kill('SIGSTOP')
+      return () => child.kill('SIGCONT')
     },
     /** Resolves once the live nodes agree again on three masters (a replica took over the dead one's slots). */
     failedOver: (dead: number) => settled([...children.keys()], 3, dead),

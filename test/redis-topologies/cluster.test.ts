@@ -7,6 +7,9 @@ import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { startCluster } from '../helpers/cluster.ts'
 import { ACME_TOKEN } from '../helpers/deps.ts'
 import { startApiProcess } from '../helpers/process.ts'
+import { loadConfig } from '../../src/config/config.ts'
+import { routableEvent } from '../../src/ingest/routes.ts'
+import { prefixSlot, shardIndex, shardPrefixes } from '../../src/queue/shards.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
 
 let cluster: Awaited<ReturnType<typeof startCluster>> | undefined
@@ -95,17 +98,30 @@ describe('Redis Cluster: three masters', () => {
     unused ??= await startRedis()
     fleet = await startFleet(unused, cluster.env, undefined, client)
 
-    // With REDIS_WAIT_REPLICAS=1 an event counts as queued once its master's replica has it too (WAIT on that master).
-    const waiting = await startApiProcess({ ...fleet.env, PORT: String(await freePort()), REDIS_WAIT_REPLICAS: '1' })
-    const post = async (messageId: number) => {
+    // With REDIS_WAIT_REPLICAS=1 an event counts as queued once the replica of its shard's master has it too.
+    const env = { ...fleet.env, PORT: String(await freePort()), REDIS_WAIT_REPLICAS: '1' }
+    const waiting = await startApiProcess(env)
+    const { queue } = loadConfig(env)
+    const post = async (payload: ReturnType<typeof chatwoot.messageCreatedIncoming>) => {
       const url = `http://127.0.0.1:${waiting.port}/webhook/chatwoot/acme?token=${ACME_TOKEN}`
-      const body = toChatwootJson(chatwoot.messageCreatedIncoming({ messageId, conversationId: messageId }))
+      const body = toChatwootJson(payload)
       return (await (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).json()) as { status: string }
     }
-    expect(await post(5_999_999)).toMatchObject({ status: 'queued' })
-    const resumeReplicas = await cluster.stallReplicas()
-    const unconfirmed = await post(5_999_998).finally(resumeReplicas)
-    expect(unconfirmed).toMatchObject({ status: 'spooled' })
+    const replicaOfEvent = (payload: ReturnType<typeof chatwoot.messageCreatedIncoming>) => {
+      const shard = shardIndex(queue.shards, 'acme', routableEvent(payload).conversation, '')
+      return cluster!.replicaOf(prefixSlot(shardPrefixes(queue.prefix, queue.shards)[shard]!))
+    }
+    const first = chatwoot.messageCreatedIncoming({ messageId: 5_999_999, conversationId: 5_999_999 })
+    expect(await post(first)).toMatchObject({ status: 'queued' })
+    // Another master's replica stalled: this event's is not asked, and it is queued; its own stalled: spooled too.
+    const second = chatwoot.messageCreatedIncoming({ messageId: 5_999_998, conversationId: 5_999_998 })
+    const ownReplica = await replicaOfEvent(second)
+    const otherReplica = (await Promise.all([0, 6000, 12000].map((slot) => cluster!.replicaOf(slot)))).find((port) => port !== ownReplica)!
+    let resume = cluster.stall(otherReplica)
+    expect(await post(second).finally(resume)).toMatchObject({ status: 'queued' })
+    const third = chatwoot.messageCreatedIncoming({ messageId: 5_999_997, conversationId: 5_999_997 })
+    resume = cluster.stall(await replicaOfEvent(third))
+    expect(await post(third).finally(resume)).toMatchObject({ status: 'spooled' })
     await waiting.stop()
 
     const load = startLoad(fleet.base)
