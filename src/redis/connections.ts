@@ -180,8 +180,40 @@ export async function replicated(replicas: Replicas | undefined, timeoutMs: numb
   if (!replicas) return true
   const { writers, count } = replicas
   const targets = writers.flatMap((writer) => (writer instanceof Cluster ? [...new Set(slots.map((slot) => masterOf(writer, slot)))] : [writer]))
-  const acknowledged = await Promise.all(targets.map((target) => (target ? atMost(timeoutMs + 100, target.wait(count, timeoutMs)) : undefined)))
+  const acknowledged = await Promise.all(targets.map((target) => (target ? atMost(timeoutMs + 100, sharedWait(target, count, timeoutMs)) : undefined)))
   return acknowledged.every((replicasWithIt) => (replicasWithIt ?? 0) >= count)
+}
+
+/** Per connection: the WAIT on its way, and the one that follows it, which every caller meanwhile shares. */
+const waits = new WeakMap<Redis, { sent?: Promise<number>; next?: Promise<number> }>()
+
+/**
+ * A WAIT for the writes the connection made until now. A WAIT blocks its connection until replicas answer, so callers
+ * share them: one is on its way at most, and whoever comes meanwhile waits for the next, sent when it returns (the one
+ * on its way may have left before the caller's write was answered, and then does not cover it).
+ */
+function sharedWait(connection: Redis, count: number, timeoutMs: number): Promise<number> {
+  let state = waits.get(connection)
+  if (!state) waits.set(connection, (state = {}))
+  const current = state
+  const send = (): Promise<number> => {
+    const sent = connection.wait(count, timeoutMs)
+    current.sent = sent
+    const done = () => {
+      if (current.sent === sent) current.sent = undefined
+    }
+    sent.then(done, done)
+    return sent
+  }
+  if (!current.sent) return send()
+  if (!current.next) {
+    const after = () => {
+      current.next = undefined
+      return send()
+    }
+    current.next = current.sent.then(after, after)
+  }
+  return current.next
 }
 
 /** The connection a Cluster client sends a slot's commands on now (its master's), if it knows one. */

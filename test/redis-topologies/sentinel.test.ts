@@ -1,11 +1,12 @@
 import { afterAll, describe, expect, test } from 'bun:test'
+import { Redis } from 'ioredis'
 import { freePort } from '../../src/process/embedded-redis.ts'
 import { startFleet, startLoad, summary } from '../faults/fleet.ts'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { ACME_TOKEN } from '../helpers/deps.ts'
 import { startApiProcess } from '../helpers/process.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
-import { startSentinelSet } from '../helpers/sentinel.ts'
+import { REDIS_PASSWORD, startSentinelSet } from '../helpers/sentinel.ts'
 
 let set: Awaited<ReturnType<typeof startSentinelSet>> | undefined
 let fleet: Awaited<ReturnType<typeof startFleet>> | undefined
@@ -32,6 +33,23 @@ describe('Redis Sentinel: master, replica, three sentinels, passwords on both', 
       body: toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: 4_999_999 })),
     })
     expect(await confirmed.json()).toMatchObject({ status: 'queued' })
+    // Events arriving together share their WAITs (each blocks its connection until the replica answers).
+    const master = new Redis({ host: '127.0.0.1', port: set.masterPort, password: REDIS_PASSWORD })
+    const waitCalls = async () => Number(/^cmdstat_wait:calls=(\d+)/m.exec(await master.info('commandstats'))?.[1] ?? 0)
+    const waitsBefore = await waitCalls()
+    const together = await Promise.all(
+      Array.from({ length: 30 }, async (_, i) => {
+        const response = await fetch(`http://127.0.0.1:${waiting.port}/webhook/chatwoot/acme?token=${ACME_TOKEN}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: 4_999_900 + i })),
+        })
+        return ((await response.json()) as { status: string }).status
+      }),
+    )
+    expect(together).toEqual(Array(30).fill('queued'))
+    expect(await waitCalls()).toBeLessThan(waitsBefore + 30)
+    master.disconnect()
     // A replica that cannot confirm: the event's job is on the master only, so it is spooled as well.
     const resumeReplica = set.stallReplica()
     const unconfirmed = await fetch(`http://127.0.0.1:${waiting.port}/webhook/chatwoot/acme?token=${ACME_TOKEN}`, {
