@@ -111,8 +111,11 @@ export interface LoadReport {
   timings: { id: number; at: number; ms: number; status: number; said?: string }[]
 }
 
-/** The conversations the load's messages belong to, in turn: a conversation's deliveries go one at a time. */
-const LOAD_CONVERSATIONS = 64
+/**
+ * The conversations the load's messages belong to, in turn: a conversation's deliveries go one at a time. Enough of
+ * them that a cluster's six queue shards each get about a sixth (64 gave one master a fifth less than the others).
+ */
+export const LOAD_CONVERSATIONS = 128
 
 /** Message `id` of the steady load, as Chatwoot sends it (the same bytes each time: a repeat is a repeat). */
 export function loadMessage(id: number): string {

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from 'bun:test'
 import { Cluster } from 'ioredis'
 import { eventLogKey } from '../../src/queue/names.ts'
-import { loadMessage, startFleet, startLoad, summary } from '../faults/fleet.ts'
+import { LOAD_CONVERSATIONS, loadMessage, startFleet, startLoad, summary } from '../faults/fleet.ts'
 import { freePort } from '../../src/process/embedded-redis.ts'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { startCluster } from '../helpers/cluster.ts'
@@ -80,7 +80,7 @@ describe('Redis Cluster: three masters', () => {
     const sent = report.timings.filter((t) => t.status === 202).sort((a, b) => a.at - b.at)
     const outOfOrder = sent.flatMap((later) =>
       sent
-        .filter((earlier) => earlier.id % 64 === later.id % 64 && earlier.at + earlier.ms <= later.at)
+        .filter((earlier) => earlier.id % LOAD_CONVERSATIONS === later.id % LOAD_CONVERSATIONS && earlier.at + earlier.ms <= later.at)
         .filter((earlier) => firstArrival.get(earlier.id)! > firstArrival.get(later.id)!)
         .map((earlier) => `${earlier.id} after ${later.id}`),
     )
