@@ -12,7 +12,7 @@ import type { ShardQueues } from '../src/queue/queues.ts'
  */
 export const LANE_RECHECK_MS = 5000
 /** A delivery further back looks again this many times less often at most (see recheckAfterMs). */
-const FURTHEST_RECHECK_FACTOR = 12
+const FURTHEST_RECHECK_FACTOR = 3
 
 /**
  * How long a delivery `position` places behind its lane's head sleeps before it looks again. Only the one right
