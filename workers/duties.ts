@@ -14,9 +14,12 @@ export function fleetDuties(deps: { config: Config; instances: Instances; redis:
   const { config, instances, redis, queues, log } = deps
   let drained = false
   return [
-    /** While REDIS_QUEUE_SHARDS_DRAINING is set: says, once, when the old shards have nothing left to run. */
+    /**
+     * While REDIS_QUEUE_SHARDS_DRAINING is set: says, once, when the old shards have nothing left to run. Old shards
+     * that are among the new ones (their hash tags can coincide) are served as new ones: none left is empty at once.
+     */
     async function watchDrainingShards() {
-      if (queues.draining.length === 0 || drained) return
+      if (!config.queue.drainingShards || drained) return
       const counts = await Promise.all(
         queues.draining.flatMap((shard) => [shard.webhook, shard.delivery, shard.chatwootNote]).map((queue) => queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed')),
       )

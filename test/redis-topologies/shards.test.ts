@@ -3,6 +3,8 @@ import { Queue } from 'bullmq'
 import { QUEUE } from '../../src/queue/names.ts'
 import { shardPrefixes } from '../../src/queue/shards.ts'
 import { startFleet, startLoad, summary } from '../faults/fleet.ts'
+import { testEnv } from '../helpers/deps.ts'
+import { spawnHookgate } from '../helpers/process.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
 
 let redis: TestRedis | undefined
@@ -51,4 +53,16 @@ describe('queue shards', () => {
     await fleet.gateway.waitFor(/draining queue shards are empty/, 30_000)
     expect(await jobsLeft(oldShards)).toBe(0)
   }, 120_000)
+
+  test('old shards whose hash tags are all among the new ones have nothing to drain: the leader says so at once', async () => {
+    redis = await startRedis()
+    // Under {drain11}, shards s0 and s1 of two are also s0 and s1 of three (their slots fall in both ranges).
+    expect(shardPrefixes('{drain11}', 3)).toEqual(expect.arrayContaining(shardPrefixes('{drain11}', 2)))
+    const worker = spawnHookgate(['worker'], testEnv(redis, { REDIS_KEY_PREFIX: '{drain11}', REDIS_QUEUE_SHARDS: '3', REDIS_QUEUE_SHARDS_DRAINING: '2', DUTY_INTERVAL_MS: '300', LOG_LEVEL: 'info' }))
+    try {
+      await worker.waitFor(/draining queue shards are empty/, 20_000)
+    } finally {
+      await worker.stop('SIGTERM')
+    }
+  }, 60_000)
 })
