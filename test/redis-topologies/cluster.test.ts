@@ -16,8 +16,11 @@ let cluster: Awaited<ReturnType<typeof startCluster>> | undefined
 let fleet: Awaited<ReturnType<typeof startFleet>> | undefined
 let client: Cluster | undefined
 let unused: TestRedis | undefined
+/** An API process with REDIS_WAIT_REPLICAS=1, stopped here too should the test fail before it does. */
+let waiting: Awaited<ReturnType<typeof startApiProcess>> | undefined
 
 afterAll(async () => {
+  await waiting?.stop()
   client?.disconnect()
   await fleet?.stop()
   await cluster?.stop()
@@ -100,10 +103,10 @@ describe('Redis Cluster: three masters', () => {
 
     // With REDIS_WAIT_REPLICAS=1 an event counts as queued once the replica of its shard's master has it too.
     const env = { ...fleet.env, PORT: String(await freePort()), REDIS_WAIT_REPLICAS: '1' }
-    const waiting = await startApiProcess(env)
+    const api = (waiting = await startApiProcess(env))
     const { queue } = loadConfig(env)
     const post = async (payload: ReturnType<typeof chatwoot.messageCreatedIncoming>) => {
-      const url = `http://127.0.0.1:${waiting.port}/webhook/chatwoot/acme?token=${ACME_TOKEN}`
+      const url = `http://127.0.0.1:${api.port}/webhook/chatwoot/acme?token=${ACME_TOKEN}`
       const body = toChatwootJson(payload)
       return (await (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).json()) as { status: string }
     }
@@ -122,7 +125,8 @@ describe('Redis Cluster: three masters', () => {
     const third = chatwoot.messageCreatedIncoming({ messageId: 5_999_997, conversationId: 5_999_997 })
     resume = cluster.stall(await replicaOfEvent(third))
     expect(await post(third).finally(resume)).toMatchObject({ status: 'spooled' })
-    await waiting.stop()
+    await api.stop()
+    waiting = undefined
 
     const load = startLoad(fleet.base)
     await load.answered(200)

@@ -11,8 +11,11 @@ import { REDIS_PASSWORD, startSentinelSet } from '../helpers/sentinel.ts'
 let set: Awaited<ReturnType<typeof startSentinelSet>> | undefined
 let fleet: Awaited<ReturnType<typeof startFleet>> | undefined
 let unused: TestRedis | undefined
+/** An API process with REDIS_WAIT_REPLICAS=1, stopped here too should the test fail before it does. */
+let waiting: Awaited<ReturnType<typeof startApiProcess>> | undefined
 
 afterAll(async () => {
+  await waiting?.stop()
   await fleet?.stop()
   await set?.stop()
   await unused?.stop()
@@ -26,8 +29,8 @@ describe('Redis Sentinel: master, replica, three sentinels, passwords on both', 
     unused = await startRedis()
     fleet = await startFleet(unused, set.env, undefined, set.connection)
     // With REDIS_WAIT_REPLICAS=1 an event counts as queued once the replica has it too: here it does.
-    const waiting = await startApiProcess({ ...fleet.env, PORT: String(await freePort()), REDIS_WAIT_REPLICAS: '1' })
-    const confirmed = await fetch(`http://127.0.0.1:${waiting.port}/webhook/chatwoot/acme?token=${ACME_TOKEN}`, {
+    const api = (waiting = await startApiProcess({ ...fleet.env, PORT: String(await freePort()), REDIS_WAIT_REPLICAS: '1' }))
+    const confirmed = await fetch(`http://127.0.0.1:${api.port}/webhook/chatwoot/acme?token=${ACME_TOKEN}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: 4_999_999 })),
@@ -39,7 +42,7 @@ describe('Redis Sentinel: master, replica, three sentinels, passwords on both', 
     const waitsBefore = await waitCalls()
     const together = await Promise.all(
       Array.from({ length: 30 }, async (_, i) => {
-        const response = await fetch(`http://127.0.0.1:${waiting.port}/webhook/chatwoot/acme?token=${ACME_TOKEN}`, {
+        const response = await fetch(`http://127.0.0.1:${api.port}/webhook/chatwoot/acme?token=${ACME_TOKEN}`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: 4_999_900 + i })),
@@ -52,13 +55,14 @@ describe('Redis Sentinel: master, replica, three sentinels, passwords on both', 
     master.disconnect()
     // A replica that cannot confirm: the event's job is on the master only, so it is spooled as well.
     const resumeReplica = set.stallReplica()
-    const unconfirmed = await fetch(`http://127.0.0.1:${waiting.port}/webhook/chatwoot/acme?token=${ACME_TOKEN}`, {
+    const unconfirmed = await fetch(`http://127.0.0.1:${api.port}/webhook/chatwoot/acme?token=${ACME_TOKEN}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: toChatwootJson(chatwoot.messageCreatedIncoming({ messageId: 4_999_998 })),
     }).finally(resumeReplica)
     expect(await unconfirmed.json()).toMatchObject({ status: 'spooled' })
-    await waiting.stop()
+    await api.stop()
+    waiting = undefined
 
     const load = startLoad(fleet.base)
     await load.answered(200)
