@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis'
 import type { BreakerConfig } from '../src/config/config.ts'
 import type { Log } from '../src/log.ts'
 import { breakerKey, destinationId } from '../src/queue/names.ts'
+import { defineScript } from '../src/redis/connections.ts'
 import allowScript from './breaker-allow.lua' with { type: 'text' }
 import recordScript from './breaker-record.lua' with { type: 'text' }
 
@@ -14,10 +15,7 @@ export interface Breaker {
   record(destinationUrl: string, succeeded: boolean, owner: string): Promise<boolean>
 }
 
-type BreakerCommands = Redis & {
-  breakerAllow(key: string, owner: string, probeTimeoutMs: number): Promise<[number, number, number, number]>
-  breakerRecord(key: string, succeeded: number, threshold: number, openMs: number, keepMs: number, owner: string): Promise<[number, number, number, number]>
-}
+type BreakerAnswer = Promise<[number, number, number, number]>
 
 /** Failures count as consecutive across retries spaced this far apart; an idle breaker is forgotten after it. */
 const KEEP_IDLE_BREAKER_MS = 60 * 60_000
@@ -50,9 +48,8 @@ interface Known {
  */
 export function createBreaker(deps: { redis: Redis; prefix: string; config: BreakerConfig; log: Log }): Breaker {
   const { config, log } = deps
-  const redis = deps.redis as BreakerCommands
-  redis.defineCommand('breakerAllow', { numberOfKeys: 1, lua: allowScript })
-  redis.defineCommand('breakerRecord', { numberOfKeys: 1, lua: recordScript })
+  const breakerAllow = defineScript(deps.redis, allowScript)(1) as (key: string, owner: string, probeTimeoutMs: number) => BreakerAnswer
+  const breakerRecord = defineScript(deps.redis, recordScript)(1) as (...keyAndArgs: (string | number)[]) => BreakerAnswer
   const known = new Map<string, Known>()
 
   function knownOf(url: string): Known {
@@ -77,7 +74,7 @@ export function createBreaker(deps: { redis: Redis; prefix: string; config: Brea
   }
 
   async function ask(entry: Known, owner: string, probeTimeoutMs: number): Promise<Permission> {
-    const [allowed, waitMs, failures, probe] = await redis.breakerAllow(entry.key, owner, probeTimeoutMs)
+    const [allowed, waitMs, failures, probe] = await breakerAllow(entry.key, owner, probeTimeoutMs)
     if (probe === 1) learn(entry, failures, true, 0)
     else learn(entry, failures, allowed !== 1, allowed === 1 ? 0 : waitMs)
     return allowed === 1 ? ALLOWED : { allowed: false, waitMs }
@@ -94,7 +91,7 @@ export function createBreaker(deps: { redis: Redis; prefix: string; config: Brea
       const entry = knownOf(url)
       // The common case: a success while this process knows of no failure has nothing to reset.
       if (succeeded && !entry.tripped && entry.failures === 0) return false
-      const [opened, failures, tripped, openForMs] = await redis.breakerRecord(
+      const [opened, failures, tripped, openForMs] = await breakerRecord(
         entry.key,
         succeeded ? 1 : 0,
         config.failureThreshold,

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis'
 import { randomUUID } from 'node:crypto'
 import type { Log } from '../src/log.ts'
 import { spreadPrefix } from '../src/queue/names.ts'
-import { withReleaseLock, type WithReleaseLock } from '../src/redis/connections.ts'
+import { defineScript, withReleaseLock } from '../src/redis/connections.ts'
 import leaseScript from './leader-lease.lua' with { type: 'text' }
 
 /** A periodic fleet-wide duty; it gets the fencing token of the leadership it runs under. */
@@ -10,10 +10,6 @@ export type Duty = (fencingToken: number) => Promise<void>
 
 export interface Leadership {
   stop(): Promise<void>
-}
-
-type LeaseCommand = WithReleaseLock & {
-  leaderLease(lease: string, counter: string, owner: string, ttlMs: number): Promise<number>
 }
 
 /**
@@ -31,8 +27,8 @@ export function runWhileLeader(deps: {
   log: Log
 }): Leadership {
   const { leaseMs, dutyIntervalMs, duties, onLeadership, log } = deps
-  const redis = withReleaseLock(deps.redis) as LeaseCommand
-  redis.defineCommand('leaderLease', { numberOfKeys: 2, lua: leaseScript })
+  const redis = withReleaseLock(deps.redis)
+  const leaderLease = defineScript(redis, leaseScript)(2) as (lease: string, counter: string, owner: string, ttlMs: number) => Promise<number>
   const owner = `${process.pid}:${randomUUID()}`
   // Their own hash tag: one script uses both.
   const tag = `${spreadPrefix(deps.prefix)}:{leader}`
@@ -45,7 +41,7 @@ export function runWhileLeader(deps: {
 
   async function tick() {
     // A failed call is no news: the lease, if ours, stays ours until it runs out, and the next tick renews it.
-    const held = await redis.leaderLease(lease, counter, owner, leaseMs).catch(() => undefined)
+    const held = await leaderLease(lease, counter, owner, leaseMs).catch(() => undefined)
     if (held === undefined || stopped) return
     if (held !== token) {
       if (held) log.info({ fencingToken: held }, 'became leader; running fleet duties')

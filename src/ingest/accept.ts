@@ -1,7 +1,6 @@
 import type { DedupeLock, EnqueueResult, Enqueuer } from '../queue/enqueue.ts'
 import type { EventLogLine, WebhookJobData } from '../queue/names.ts'
 import type { RedisBreaker } from '../redis/breaker.ts'
-import { prefixSlot } from '../queue/shards.ts'
 import { atMost, replicated, type Replicas } from '../redis/connections.ts'
 import type { Spool } from '../spool/spool.ts'
 
@@ -40,7 +39,7 @@ export function createAcceptor(deps: {
         if (queued) breaker.succeeded()
         else breaker.failed()
         // A job only the master has could be lost in a failover: the spooled copy covers it (the replay dedupes).
-        if (queued && (queued.status === 'already_queued' || (await replicated(replicas, budgetMs, [prefixSlot(lock.shard.prefix)])))) return queued
+        if (queued && (queued.status === 'already_queued' || (await replicated(replicas, budgetMs, [lock.shard.slot])))) return queued
       }
       await spool.append({ jobId: lock.jobId, owner: lock.owner, data })
       return { status: 'spooled', jobId: lock.jobId }

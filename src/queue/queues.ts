@@ -3,12 +3,14 @@ import type { Redis } from 'ioredis'
 import type { Config } from '../config/config.ts'
 import type { Log } from '../log.ts'
 import { JOB, QUEUE, type ChatwootCallsJobData, type ConversationRef, type DeliveryJobData, type WebhookJobData } from './names.ts'
-import { shardIndex, shardPrefixes } from './shards.ts'
+import { prefixSlot, shardIndex, shardPrefixes } from './shards.ts'
 
 /** One shard's queues: an event's jobs, dedupe lock and conversation lanes all live on its shard (one hash tag). */
 export interface ShardQueues {
   /** The shard's key prefix, a hash tag of its own (REDIS_KEY_PREFIX itself when there is one shard). */
   prefix: string
+  /** The Redis Cluster hash slot of every key under the prefix. */
+  slot: number
   webhook: Queue<WebhookJobData, unknown, typeof JOB.chatwootEvent>
   delivery: Queue<DeliveryJobData, unknown, typeof JOB.delivery>
   chatwootNote: Queue<ChatwootCallsJobData, unknown, typeof JOB.chatwootNote>
@@ -60,6 +62,7 @@ export function createQueues(deps: { config: Config['queue']; producer: Redis; l
   }
   const shardAt = (prefix: string): ShardQueues => ({
     prefix,
+    slot: prefixSlot(prefix),
     webhook: queue<WebhookJobData, typeof JOB.chatwootEvent>(prefix, QUEUE.webhook, {
       attempts: config.webhookAttempts,
       backoff: { type: 'exponential', delay: config.webhookBackoffMs, jitter: 0.5 },

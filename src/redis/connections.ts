@@ -126,8 +126,8 @@ export type WithReleaseLock = Redis & { releaseLock(key: string, owner: string):
 
 /** Gives a connection `releaseLock(key, owner)`: deletes a lock only while `owner` still holds it (release-lock.lua). */
 export function withReleaseLock(redis: Redis): WithReleaseLock {
-  redis.defineCommand('releaseLock', { numberOfKeys: 1, lua: releaseScript })
-  return redis as WithReleaseLock
+  const release = defineScript(redis, releaseScript)(1)
+  return Object.assign(redis, { releaseLock: (key: string, owner: string) => release(key, owner) as Promise<number> })
 }
 
 /** Redis's maxmemory-policy, or `unknown` when it cannot be read (CONFIG disabled, as on some managed services). */

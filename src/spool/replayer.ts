@@ -3,7 +3,6 @@ import { routableEvent } from '../ingest/routes.ts'
 import type { Enqueuer, LockedEvent } from '../queue/enqueue.ts'
 import type { WebhookJobData } from '../queue/names.ts'
 import type { RedisBreaker } from '../redis/breaker.ts'
-import { prefixSlot } from '../queue/shards.ts'
 import { atMost, replicated, type Replicas } from '../redis/connections.ts'
 import type { Spool } from './spool.ts'
 
@@ -36,7 +35,7 @@ export function startReplayer(deps: { spool: Spool; enqueuer: Enqueuer; breaker:
       const slots = new Set<number>()
       for (const event of segment.events) {
         const lock = enqueuer.lockFor(event.jobId, lockedEvent(event.data), event.owner)
-        slots.add(prefixSlot(lock.shard.prefix))
+        slots.add(lock.shard.slot)
         const queued = await atMost(REPLAY_BUDGET_MS, enqueuer.enqueueWebhook(lock, event.data))
         if (!queued) {
           breaker.failed()
