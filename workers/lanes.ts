@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis'
 import type { Log } from '../src/log.ts'
 import { JOB, type LaneRef } from '../src/queue/names.ts'
 import type { ShardQueues } from '../src/queue/queues.ts'
+import type { LocalTurns } from './local-turns.ts'
 
 /**
  * How long a delivery parked right behind its conversation's lane head sleeps before it looks again, when nothing
@@ -50,8 +51,8 @@ export interface Lanes {
  * woken by the one before as it leaves. Parking, then looking again, against leaving, then waking, means no wake is
  * ever missed.
  */
-export function createLanes(deps: { redis: Redis; shard: ShardQueues; log: Log }): Lanes {
-  const { redis, shard, log } = deps
+export function createLanes(deps: { redis: Redis; shard: ShardQueues; localTurns: LocalTurns; log: Log }): Lanes {
+  const { redis, shard, localTurns, log } = deps
 
   async function wake(deliveryId: string): Promise<void> {
     // BullMQ's promote script on the id alone (no read of the job first): it refuses a job that is not delayed
@@ -70,7 +71,8 @@ export function createLanes(deps: { redis: Redis; shard: ShardQueues; log: Log }
     async leave(lane) {
       // Sent together, in this order, on one connection: the head read is the one after our removal.
       const [removed, next] = await Promise.all([redis.lrem(lane.key, 1, lane.entry), redis.lindex(lane.key, 0)])
-      if (removed && next) await wake(`${next}.r${lane.route}`)
+      // The next one may wait in this process behind us (LocalTurns): it looks as soon as we are done, unparked.
+      if (removed && next && !localTurns.waiting(lane.key, next)) await wake(`${next}.r${lane.route}`)
     },
 
     async parked(lane) {

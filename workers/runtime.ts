@@ -17,6 +17,7 @@ import { createDeliverer } from './deliver.ts'
 import { createDeliveryProcessor } from './delivery.ts'
 import { fleetDuties } from './duties.ts'
 import { createLanes } from './lanes.ts'
+import { createLocalTurns } from './local-turns.ts'
 import { runWhileLeader } from './leader.ts'
 import { createWebhookProcessor } from './webhook.ts'
 
@@ -81,12 +82,13 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
   const served = [...queues.shards, ...queues.draining]
   const share = (concurrency: number) => Math.max(1, Math.ceil(concurrency / served.length))
   const { workers: concurrency } = config
+  const localTurns = createLocalTurns()
   const workers = served.flatMap((shard) => {
     const answerBack = createAnswerBack({ shard, instances, eventLog, log })
-    const lanes = createLanes({ redis: commands, shard, log })
+    const lanes = createLanes({ redis: commands, shard, localTurns, log })
     const tryDelivery = createDeliverer({ config, breaker, redis: commands, answerBack, lanes, eventLog, log, metrics })
     return [
-      start(shard, QUEUE.webhook, createWebhookProcessor({ config, instances, redis: commands, shard, tryDelivery, lanes, eventLog, log, metrics }), share(concurrency.webhookConcurrency)),
+      start(shard, QUEUE.webhook, createWebhookProcessor({ config, instances, redis: commands, shard, tryDelivery, lanes, localTurns, eventLog, log, metrics }), share(concurrency.webhookConcurrency)),
       start(shard, QUEUE.delivery, createDeliveryProcessor({ config, instances, tryDelivery, redis: commands, answerBack, lanes, eventLog, metrics }), share(concurrency.deliveryConcurrency)),
       start(shard, QUEUE.chatwootNote, createChatwootCallsProcessor({ config, instances, redis: commands, lanes, eventLog, log }), share(concurrency.chatwootNoteConcurrency)),
     ]

@@ -13,6 +13,7 @@ import { backoffStrategy } from './backoff.ts'
 import { failedTryLine, type TryDelivery } from './deliver.ts'
 import { statusOf } from './http.ts'
 import { recheckAfterMs, type Lanes } from './lanes.ts'
+import type { LocalTurns } from './local-turns.ts'
 
 export interface WebhookDeps {
   config: Config
@@ -23,6 +24,8 @@ export interface WebhookDeps {
   shard: ShardQueues
   tryDelivery: TryDelivery
   lanes: Lanes
+  /** This process's deliveries per lane, in order: one waits for the one before it here rather than being parked. */
+  localTurns: LocalTurns
   eventLog: EventLog
   log: Log
   metrics: Metrics
@@ -44,7 +47,7 @@ const BATCH_KEEP_MS = 24 * 3_600_000
  * the delay; one that comes while the delivery runs starts the next batch when it is done).
  */
 export function createWebhookProcessor(deps: WebhookDeps) {
-  const { config, instances, redis, shard, tryDelivery, lanes, eventLog, log, metrics } = deps
+  const { config, instances, redis, shard, tryDelivery, lanes, localTurns, eventLog, log, metrics } = deps
   const { prefix } = config.queue
   const retryDelayMs = backoffStrategy(config.workers.deliveryBackoffMs)
 
@@ -83,11 +86,13 @@ export function createWebhookProcessor(deps: WebhookDeps) {
   }
 
   /** An ordered route: delivered now if its event heads the conversation's lane (asked with the try), else parked until it does. */
-  async function deliverInTurn(destination: RouteConfig['destination'], data: DeliveryJobData & { lane: LaneRef }, id: string, attempts: number) {
-    const outcome = await deliverFirst(destination, data, id, attempts, lanes.position(data.lane))
-    if (outcome?.status !== 'not_its_turn') return
-    await handOver(data, { jobId: id, attempts, delay: recheckAfterMs(outcome.position) })
-    await lanes.parked(data.lane)
+  function deliverInTurn(destination: RouteConfig['destination'], data: DeliveryJobData & { lane: LaneRef }, id: string, attempts: number) {
+    return localTurns.inTurn(data.lane.key, data.lane.entry, async () => {
+      const outcome = await deliverFirst(destination, data, id, attempts, lanes.position(data.lane))
+      if (outcome?.status !== 'not_its_turn') return
+      await handOver(data, { jobId: id, attempts, delay: recheckAfterMs(outcome.position) })
+      await lanes.parked(data.lane)
+    })
   }
 
   async function deliverFirst(destination: RouteConfig['destination'], data: DeliveryJobData, id: string, attempts: number, turn?: Promise<number | undefined>) {

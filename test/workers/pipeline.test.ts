@@ -127,13 +127,27 @@ describe('webhook → delivery', () => {
     expect(request!.headers['webhook-signature']).toBe(expected['webhook-signature']!)
   })
 
-  test('a conversation\'s next event waits its turn parked, holding no claim on its delivery, and goes when the one before is delivered', async () => {
+  const sendInConversation = async (messageId: number, conversationId: number) => {
+    const response = await gateway.app.handle(webhookRequest(toChatwootJson(chatwoot.messageCreatedIncoming({ messageId, conversationId }))))
+    return ((await response.json()) as { jobId: string }).jobId
+  }
+
+  test('a conversation\'s next events wait in the worker for the one before, and go in order without being parked', async () => {
     destination.answer({ status: 200, json: {}, delayMs: 300 })
-    const send = async (messageId: number) => {
-      const response = await gateway.app.handle(webhookRequest(toChatwootJson(chatwoot.messageCreatedIncoming({ messageId, conversationId: 4242 }))))
-      return ((await response.json()) as { jobId: string }).jobId
-    }
-    const [first, second, third] = [await send(nextMessageId++), await send(nextMessageId++), await send(nextMessageId++)]
+    const [first, second, third] = [await sendInConversation(nextMessageId++, 4241), await sendInConversation(nextMessageId++, 4241), await sendInConversation(nextMessageId++, 4241)]
+    await Promise.all([first, second, third].map((id) => webhookJobs.completed(id)))
+    const arrivals = await Promise.all([first, second, third].map(async (id) => (await triesOf(`${id}.r0`, 1))[0]!.at))
+    expect(arrivals).toEqual([...arrivals].sort((a, b) => a - b))
+    // Each went once the one before was delivered, from its own webhook job: no delivery job was needed.
+    const handedOver = await Promise.all([second, third].map((id) => Job.fromId(deliveries, `${id}.r0`)))
+    expect(handedOver).toEqual([undefined, undefined])
+  })
+
+  test('a conversation\'s next event behind one being retried waits its turn parked, holding no claim on its delivery, and goes when the one before is delivered', async () => {
+    // The first event's first try fails, and its retry (from the delivery queue) takes a while: the others find it
+    // still heading the lane.
+    destination.answer({ status: 503 }, { status: 200, json: {}, delayMs: 400 })
+    const [first, second, third] = [await sendInConversation(nextMessageId++, 4242), await sendInConversation(nextMessageId++, 4242), await sendInConversation(nextMessageId++, 4242)]
     await Promise.all([webhookJobs.completed(second), webhookJobs.completed(third)])
     // The first is still being POSTed: the others' deliveries are parked, their markers free for when they are woken.
     expect(destination.requests.filter((r) => [`${second}.r0`, `${third}.r0`].includes(r.headers['webhook-id']!))).toHaveLength(0)
@@ -142,7 +156,8 @@ describe('webhook → delivery', () => {
     expect(await gateway.commands.exists(deliveredKey(gateway.config.queue.prefix, `${second}.r0`))).toBe(0)
     // Right behind the head it looks again every LANE_RECHECK_MS; further back, less often (it is woken in turn).
     expect([parkedSecond?.delay, parkedThird?.delay]).toEqual([LANE_RECHECK_MS, 2 * LANE_RECHECK_MS])
-    const arrivals = await Promise.all([first, second, third].map(async (id) => (await triesOf(`${id}.r0`, 1))[0]!.at))
+    const delivered = async (id: string, tries: number) => (await triesOf(`${id}.r0`, tries)).find((r) => r.answered === 200)!.at
+    const arrivals = await Promise.all([delivered(first, 2), delivered(second, 1), delivered(third, 1)])
     expect(arrivals).toEqual([...arrivals].sort((a, b) => a - b))
     expect(await deliveryJobs.completed(`${third}.r0`)).toMatchObject({ status: 'delivered' })
   })
