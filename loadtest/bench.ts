@@ -478,14 +478,14 @@ function report() {
       '',
       `## Pipeline: hookgate start (${p.label}), one route to a local destination, ${p.conversations} conversations, ${p.mix === 'chatwoot' ? 'each message with the contact_updated and conversation_updated Chatwoot sends beside it (routed: messages only)' : 'every event a routed message'}, ${settings.pipeline.seconds} s per rate`,
       '',
-      '| rate/s | accepted | routed | ack p50 ms | p95 | p99 | receive→deliver p50 ms | p95 | p99 | delivered | lost | duplicated | Redis CPU µs/event | scripts/event | commands/event | API CPU ms/1k | worker CPU ms/1k |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      '| rate/s | accepted | routed | ack p50 ms | p95 | p99 | receive→deliver p50 ms | p95 | p99 | delivered | lost | duplicated | Redis CPU µs/event | scripts/event | commands/event | Redis round trips/event | API CPU ms/1k | worker CPU ms/1k |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
       ...p.rows.map(
         (r) =>
-          `| ${r.rate} | ${r.accepted} | ${r.routed} | ${r.ack.p50} | ${r.ack.p95} | ${r.ack.p99} | ${r.deliver.p50} | ${r.deliver.p95} | ${r.deliver.p99} | ${r.delivered} | ${r.lost} | ${r.duplicated} | ${r.redis.cpuUsecPerEvent} | ${r.redis.scriptsPerEvent} | ${r.redis.commandsPerEvent} | ${r.cpuMsPer1000.api} | ${r.cpuMsPer1000.worker} |`,
+          `| ${r.rate} | ${r.accepted} | ${r.routed} | ${r.ack.p50} | ${r.ack.p95} | ${r.ack.p99} | ${r.deliver.p50} | ${r.deliver.p95} | ${r.deliver.p99} | ${r.delivered} | ${r.lost} | ${r.duplicated} | ${r.redis.cpuUsecPerEvent} | ${r.redis.scriptsPerEvent} | ${r.redis.commandsPerEvent} | ${r.redis.readsPerEvent} | ${r.cpuMsPer1000.api} | ${r.cpuMsPer1000.worker} |`,
       ),
       '',
-      'Redis work per event over each run and its drain (INFO commandstats and used_cpu deltas ÷ accepted events; commands include those scripts call). Commands per event at the first rate:',
+      'Redis work per event over each run and its drain (INFO commandstats and used_cpu deltas ÷ accepted events; commands include those scripts call; round trips: the socket reads Redis made, total_reads_processed). Commands per event at the first rate:',
       '',
       '| command | calls/event | µs/event |',
       '|---|---|---|',

@@ -180,7 +180,7 @@ export async function measurePipeline(options: {
       log(
         `pipeline ${options.label} ${rate}/s: ack p95 ${row.ack.p95} ms, deliver p50 ${deliver.p50} p99 ${deliver.p99} ms, ` +
           `lost ${row.lost}, dup ${duplicated}, Redis CPU ${row.redis.cpuUsecPerEvent} µs (scripts ${row.redis.scriptUsecPerEvent} µs), ` +
-          `${row.redis.scriptsPerEvent} scripts, ${row.redis.commandsPerEvent} commands per event`,
+          `${row.redis.scriptsPerEvent} scripts, ${row.redis.commandsPerEvent} commands, ${row.redis.readsPerEvent} round trips per event`,
       )
     }
   } finally {
@@ -244,7 +244,8 @@ function mergeSnapshots(snapshots: RedisSnapshot[]): RedisSnapshot {
       commands.set(command, { calls: sum.calls + calls, usec: sum.usec + usec })
     }
   }
-  return { commands, cpuUsec: snapshots.reduce((sum, snapshot) => sum + snapshot.cpuUsec, 0) }
+  const sum = (of: (snapshot: RedisSnapshot) => number) => snapshots.reduce((total, snapshot) => total + of(snapshot), 0)
+  return { commands, cpuUsec: sum((snapshot) => snapshot.cpuUsec), reads: sum((snapshot) => snapshot.reads) }
 }
 
 /** CPU ms (user + system) used so far by the supervisor's children, by role (from /proc). */

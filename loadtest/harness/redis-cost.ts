@@ -4,6 +4,8 @@ import type { Redis } from 'ioredis'
 export interface RedisSnapshot {
   commands: Map<string, { calls: number; usec: number }>
   cpuUsec: number
+  /** Reads Redis made from its clients' sockets: each a round trip some client waited for (total_reads_processed). */
+  reads: number
 }
 
 export interface RedisCost {
@@ -11,6 +13,11 @@ export interface RedisCost {
   cpuUsecPerEvent: number
   /** µs Redis spent running scripts (with the commands they call), per event. */
   scriptUsecPerEvent: number
+  /**
+   * Socket reads per event: the round trips clients made (a pipeline of commands is one). With AOF fsync always, each
+   * of Redis's rounds of writes waits for an fsync, so this, not the number of commands, is what latency follows.
+   */
+  readsPerEvent: number
   /** EVAL/EVALSHA/FCALL calls per event. */
   scriptsPerEvent: number
   /** Every command counted by commandstats (including those scripts call, which count under their own names), per event. */
@@ -24,13 +31,14 @@ const SCRIPT_COMMANDS = new Set(['eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fc
 const OURS = new Set(['info'])
 
 export async function redisSnapshot(redis: Redis): Promise<RedisSnapshot> {
-  const [stats, cpu] = await Promise.all([redis.info('commandstats'), redis.info('cpu')])
+  const [stats, cpu, counters] = await Promise.all([redis.info('commandstats'), redis.info('cpu'), redis.info('stats')])
   const commands = new Map<string, { calls: number; usec: number }>()
   for (const match of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
     commands.set(match[1]!, { calls: Number(match[2]), usec: Number(match[3]) })
   }
   const seconds = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(cpu)?.[1] ?? 0)
-  return { commands, cpuUsec: (seconds('used_cpu_sys') + seconds('used_cpu_user')) * 1e6 }
+  const reads = Number(/^total_reads_processed:(\d+)/m.exec(counters)?.[1] ?? 0)
+  return { commands, cpuUsec: (seconds('used_cpu_sys') + seconds('used_cpu_user')) * 1e6, reads }
 }
 
 /** The work between two snapshots, divided by `events`. */
@@ -56,6 +64,7 @@ export function redisCost(before: RedisSnapshot, after: RedisSnapshot, events: n
   return {
     cpuUsecPerEvent: per(after.cpuUsec - before.cpuUsec),
     scriptUsecPerEvent: per(scriptUsec),
+    readsPerEvent: per(after.reads - before.reads),
     scriptsPerEvent: per(scripts),
     commandsPerEvent: per(calls),
     breakdown: breakdown.sort((a, b) => b.perEvent - a.perEvent),

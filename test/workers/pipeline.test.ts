@@ -157,7 +157,7 @@ describe('webhook → delivery', () => {
     // Right behind the head it looks again every LANE_RECHECK_MS; further back, less often (it is woken in turn).
     expect([parkedSecond?.delay, parkedThird?.delay]).toEqual([LANE_RECHECK_MS, 2 * LANE_RECHECK_MS])
     const delivered = async (id: string, tries: number) => (await triesOf(`${id}.r0`, tries)).find((r) => r.answered === 200)!.at
-    const arrivals = await Promise.all([delivered(first, 2), delivered(second, 1), delivered(third, 1)])
+    const arrivals: number[] = await Promise.all([delivered(first, 2), delivered(second, 1), delivered(third, 1)])
     expect(arrivals).toEqual([...arrivals].sort((a, b) => a - b))
     expect(await deliveryJobs.completed(`${third}.r0`)).toMatchObject({ status: 'delivered' })
   })
