@@ -6,7 +6,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { waitForLine } from '../../src/process/embedded-redis.ts'
 
-/** A port that is free and whose cluster bus port (port + 10000) is free too. */
+/**
+ * A port that is free and whose cluster bus port (port + 10000) is free too, both below Linux's ephemeral range
+ * (32768 and up), so that no outgoing connection of another test takes either between this check and the node's bind
+ * (a CI run lost a cluster test to that).
+ */
 async function freeClusterPort(): Promise<number> {
   const free = (port: number) =>
     new Promise<boolean>((resolve) => {
@@ -15,7 +19,7 @@ async function freeClusterPort(): Promise<number> {
       server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
     })
   for (;;) {
-    const port = 20_000 + Math.floor(Math.random() * 25_000)
+    const port = 10_000 + Math.floor(Math.random() * 12_700)
     if ((await free(port)) && (await free(port + 10_000))) return port
   }
 }
