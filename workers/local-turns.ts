@@ -6,10 +6,15 @@
  * conversation's events come faster than they are delivered, that cost grew the very backlog that caused it.
  *
  * Only a shortcut: the lane in Redis still decides. An event whose predecessor failed (its retries are in the delivery
- * queue) or is delivered by another process finds itself behind, and is parked as before.
+ * queue) or is delivered by another process finds itself behind, and is parked as before. So is one that waited here
+ * `maxWaitMs` already: each waiting delivery holds one of the worker's job slots, and a slow conversation must not keep
+ * them from the others for longer.
  */
 export interface LocalTurns {
-  /** Runs `deliver` for the lane's `entry` once the deliveries of the lane started before it here are done. */
+  /**
+   * Runs `deliver` for the lane's `entry` once the deliveries of the lane started before it here are done, or once it
+   * has waited `maxWaitMs`.
+   */
   inTurn<T>(lane: string, entry: string, deliver: () => Promise<T>): Promise<T>
   /** Whether `entry` waits here for its turn in `lane` (then it needs no waking). */
   waiting(lane: string, entry: string): boolean
@@ -22,7 +27,7 @@ interface LocalLane {
   waiting: Set<string>
 }
 
-export function createLocalTurns(): LocalTurns {
+export function createLocalTurns(maxWaitMs: number): LocalTurns {
   const lanes = new Map<string, LocalLane>()
   return {
     inTurn<T>(key: string, entry: string, deliver: () => Promise<T>): Promise<T> {
@@ -31,11 +36,16 @@ export function createLocalTurns(): LocalTurns {
       if (!lane) mine = deliver()
       else {
         lane.waiting.add(entry)
-        const start = () => {
+        mine = new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, maxWaitMs)
+          void lane.last.then(() => {
+            clearTimeout(timer)
+            resolve()
+          })
+        }).then(() => {
           lane.waiting.delete(entry)
           return deliver()
-        }
-        mine = lane.last.then(start, start)
+        })
       }
       const last = mine.catch(() => {})
       const current = lane ?? { last, waiting: new Set<string>() }
