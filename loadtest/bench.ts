@@ -434,12 +434,12 @@ function report() {
       '',
       `## Pipeline on one Redis and on a 3-master Redis Cluster (${settings.pipeline.seconds} s per rate, AOF fsync always on every node)`,
       '',
-      '| Redis | rate/s | delivered/s | receive→deliver p50 / p99 ms | lost / dup | Redis CPU µs/event, all nodes | per node |',
-      '|---|---|---|---|---|---|---|',
+      '| Redis | rate/s | delivered/s | receive→deliver p50 / p99 ms | lost / dup | Redis CPU µs/event, all nodes | per node | round trips/event, all nodes | per node |',
+      '|---|---|---|---|---|---|---|---|---|',
       ...results.clusterPipeline.flatMap((p) =>
         p.rows.map(
           (r) =>
-            `| ${p.label.split(', ').at(-1)} | ${r.rate} | ${Math.round(r.delivered / r.seconds)} | ${r.deliver.p50} / ${r.deliver.p99} | ${r.lost} / ${r.duplicated} | ${r.redis.cpuUsecPerEvent} | ${r.redisCpuUsecPerNode.join(', ')} |`,
+            `| ${p.label.split(', ').at(-1)} | ${r.rate} | ${Math.round(r.delivered / r.seconds)} | ${r.deliver.p50} / ${r.deliver.p99} | ${r.lost} / ${r.duplicated} | ${r.redis.cpuUsecPerEvent} | ${r.redisCpuUsecPerNode.join(', ')} | ${r.redis.readsPerEvent} | ${r.redisRoundTripsPerNode.join(', ')} |`,
         ),
       ),
     )

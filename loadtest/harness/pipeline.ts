@@ -27,6 +27,8 @@ export interface PipelineRow {
   redis: RedisCost
   /** Redis CPU µs per event on each node (one on a single Redis, each master of a cluster). */
   redisCpuUsecPerNode: number[]
+  /** Round trips (socket reads) per event on each node. */
+  redisRoundTripsPerNode: number[]
   /** CPU ms of each role's processes, per 1,000 events. */
   cpuMsPer1000: { api: number; worker: number }
 }
@@ -174,6 +176,7 @@ export async function measurePipeline(options: {
         duplicated,
         redis: redisCost(mergeSnapshots(before.redis), mergeSnapshots(after.redis), accepted),
         redisCpuUsecPerNode: before.redis.map((then, node) => Math.round((after.redis[node]!.cpuUsec - then.cpuUsec) / Math.max(1, accepted))),
+        redisRoundTripsPerNode: before.redis.map((then, node) => Math.round(((after.redis[node]!.reads - then.reads) / Math.max(1, accepted)) * 100) / 100),
         cpuMsPer1000: { api: cpu('api'), worker: cpu('worker') },
       }
       rows.push(row)
