@@ -6,7 +6,8 @@ import { createInstances, instancesReloader } from './config/instances.ts'
 import type { Log } from './log.ts'
 import { createMetrics } from './metrics.ts'
 import { createAcceptor } from './ingest/accept.ts'
-import { createEnqueuer } from './queue/enqueue.ts'
+import { createAcceptBatcher } from './queue/accept-batch.ts'
+import { LANE_TTL_MS, createEnqueuer } from './queue/enqueue.ts'
 import { createEventLog } from './queue/event-log.ts'
 import { spreadPrefix } from './queue/names.ts'
 import { createQueues } from './queue/queues.ts'
@@ -45,15 +46,16 @@ export async function buildApi(config: Config, redisConfig: ConnectedRedisConfig
     reloadInstances: supervisor ? supervisor.reloadAll : async () => [reloadHere()],
   }
   const eventLog = createEventLog({ redis: commands, prefix: config.queue.prefix, maxLen: config.workers.eventLogMaxLen, bodiesKept: config.workers.eventBodiesKept, log })
-  const enqueuer = createEnqueuer({ config: config.queue, commands, queues, eventLog, log, metrics })
   const budgetMs = config.spool.redisBudgetMs
+  const batcher = createAcceptBatcher({ redis: commands, budgetMs, laneTtlMs: LANE_TTL_MS })
+  const enqueuer = createEnqueuer({ config: config.queue, commands, queues, batcher, eventLog, log, metrics })
   const breaker = createRedisBreaker({ redis: commands, budgetMs, log })
   // A job is added by the call that takes its lock (commands), or by its queue when delayed (producer).
   const replicas = config.spool.waitReplicas > 0 ? { writers: [commands, producer], count: config.spool.waitReplicas } : undefined
   const acceptor = createAcceptor({ enqueuer, spool, breaker, budgetMs, replicas })
   const replayer = startReplayer({ spool, enqueuer, breaker, log, replicas })
   // With several queue shards no script takes a bucket and a lock together: the buckets spread over the cluster too.
-  const limiter = createLimiter({ config: config.rateLimit, keyPrefix: config.queue.shards === 1 ? config.queue.prefix : spreadPrefix(config.queue.prefix), redis: commands, instances, log, metrics, breaker, budgetMs })
+  const limiter = createLimiter({ config: config.rateLimit, keyPrefix: config.queue.shards === 1 ? config.queue.prefix : spreadPrefix(config.queue.prefix), redis: commands, instances, log, metrics, breaker, budgetMs, batcher })
   const clientIp = createClientIp(config.trustedProxies)
   const app = createApp({ config, log, instances, acceptor, limiter, clientIp, metrics, breaker, spool, queues, operations, redis: commands })
   return {

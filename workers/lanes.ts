@@ -1,7 +1,7 @@
 import { Job } from 'bullmq'
 import type { Redis } from 'ioredis'
 import type { Log } from '../src/log.ts'
-import { JOB, type LaneRef } from '../src/queue/names.ts'
+import { JOB, parseLaneEntry, type LaneRef } from '../src/queue/names.ts'
 import type { ShardQueues } from '../src/queue/queues.ts'
 import type { LocalTurns } from './local-turns.ts'
 
@@ -25,6 +25,11 @@ export function recheckAfterMs(position: number): number {
   return Math.min(Math.max(1, position), FURTHEST_RECHECK_FACTOR) * LANE_RECHECK_MS
 }
 
+/** The delivery job id of a lane entry's event on the lane's route. */
+function deliveryOf(entry: string, route: number): string {
+  return `${parseLaneEntry(entry).eventId}.r${route}`
+}
+
 export interface Lanes {
   /** 0: the event heads its lane (its turn); n > 0: n events are before it; undefined: it is not in the lane (done). */
   position(lane: LaneRef): Promise<number | undefined>
@@ -45,7 +50,7 @@ export interface Lanes {
 }
 
 /**
- * Each ordered route keeps a lane per conversation: a Redis list of its events' job ids in the order the API
+ * Each ordered route keeps a lane per conversation: a Redis list of its events (laneEntry) in the order the API
  * accepted them (the dedupe-lock script appends). A delivery goes only when its event heads the lane, and leaves it
  * once delivered or failed for good, with its answer posted; the event behind it waits as a delayed delivery job,
  * woken by the one before as it leaves. Parking, then looking again, against leaving, then waking, means no wake is
@@ -72,19 +77,20 @@ export function createLanes(deps: { redis: Redis; shard: ShardQueues; localTurns
       // Sent together, in this order, on one connection: the head read is the one after our removal.
       const [removed, next] = await Promise.all([redis.lrem(lane.key, 1, lane.entry), redis.lindex(lane.key, 0)])
       // The next one may wait in this process behind us (LocalTurns): it looks as soon as we are done, unparked.
-      if (removed && next && !localTurns.waiting(lane.key, next)) await wake(`${next}.r${lane.route}`)
+      if (removed && next && !localTurns.waiting(lane.key, next)) await wake(deliveryOf(next, lane.route))
     },
 
     async parked(lane) {
-      if ((await position(lane)) === 0) await wake(`${lane.entry}.r${lane.route}`)
+      if ((await position(lane)) === 0) await wake(deliveryOf(lane.entry, lane.route))
     },
 
     async deadHead(lane) {
       const head = await redis.lindex(lane.key, 0)
       if (!head || head === lane.entry) return undefined
-      const delivery = `${head}.r${lane.route}`
+      const { eventId, batchJobId } = parseLaneEntry(head)
+      const delivery = deliveryOf(head, lane.route)
       const states = await Promise.all([
-        alive(shard.webhook.getJobState(head)),
+        alive(shard.webhook.getJobState(batchJobId ?? eventId)),
         alive(shard.delivery.getJobState(delivery)),
         alive(shard.chatwootNote.getJobState(`${delivery}.answer`)),
       ])

@@ -7,7 +7,7 @@ import type { Instances } from '../src/config/instances.ts'
 import type { Log } from '../src/log.ts'
 import type { Metrics } from '../src/metrics.ts'
 import type { EventLog } from '../src/queue/event-log.ts'
-import { JOB, batchKey, destinationId, laneKey, type ConversationRef, type DeliveryJobData, type LaneRef, type WebhookJobData } from '../src/queue/names.ts'
+import { JOB, batchKey, destinationId, laneEntry, laneKey, type ConversationRef, type DeliveryJobData, type LaneRef, type WebhookBatchData, type WebhookJobData } from '../src/queue/names.ts'
 import type { ShardQueues } from '../src/queue/queues.ts'
 import { backoffStrategy } from './backoff.ts'
 import { failedTryLine, type TryDelivery } from './deliver.ts'
@@ -31,6 +31,8 @@ export interface WebhookDeps {
   metrics: Metrics
 }
 
+type Routed = { routes: number[] }
+
 /** An unclaimed debounce batch is dropped after this long (its delivery job normally takes it within debounceMs). */
 const BATCH_KEEP_MS = 24 * 3_600_000
 
@@ -51,37 +53,53 @@ export function createWebhookProcessor(deps: WebhookDeps) {
   const { prefix } = config.queue
   const retryDelayMs = backoffStrategy(config.workers.deliveryBackoffMs)
 
-  return async function processWebhook(job: Job<WebhookJobData>): Promise<{ routes: number[] }> {
-    const { instanceId, event, body } = job.data
+  /**
+   * One job: an event, or a batch of events accepted together (each routed as its own job would be, side by side). A
+   * batch whose event failed to be routed runs again: its other events' deliveries were delivered or handed over, and
+   * their markers and job ids keep a second run from sending them again.
+   */
+  return async function processWebhook(job: Job<WebhookJobData | WebhookBatchData>): Promise<Routed | { events: Record<string, number[]> }> {
+    if (!('events' in job.data)) return processEvent(job.id!, job.data, job.id!)
+    const batchJobId = job.id!
+    const { events } = job.data
+    const outcomes = await Promise.allSettled(events.map(({ id, ...event }) => processEvent(id, event, laneEntry(id, batchJobId))))
+    const failed = outcomes.find((outcome) => outcome.status === 'rejected')
+    if (failed) throw failed.reason
+    return { events: Object.fromEntries(events.map(({ id }, i) => [id, (outcomes[i] as PromiseFulfilledResult<Routed>).value.routes])) }
+  }
+
+  /** `entry`: what the event is in its conversation lanes (its id, or with its batch job's). */
+  async function processEvent(id: string, data: WebhookJobData, entry: string): Promise<Routed> {
+    const { instanceId, event, body } = data
     const instance = instances.get(instanceId)
     const routable = routableEvent(JSON.parse(body))
     const routes = instance?.config.routes ?? []
     const matched = instance ? matchRoutes(routes, routable) : []
-    if (!instance) log.warn({ jobId: job.id, instance: instanceId }, 'event of an instance no longer configured; not routed')
+    if (!instance) log.warn({ jobId: id, instance: instanceId }, 'event of an instance no longer configured; not routed')
     const { conversation } = routable
-    const joined = new Set(job.data.lanes)
-    const laneOf = (route: number, conversation: ConversationRef): LaneRef => ({ key: laneKey(shard.prefix, instanceId, route, conversation), entry: job.id!, route })
+    const joined = new Set(data.lanes)
+    const laneOf = (route: number, conversation: ConversationRef): LaneRef => ({ key: laneKey(shard.prefix, instanceId, route, conversation), entry, route })
     const logged = Promise.all([
-      eventLog.append(instanceId, { kind: 'routed', jobId: job.id!, event, at: Date.now(), conversation, routes: matched }),
-      eventLog.keepBody(instanceId, job.id!, body),
+      eventLog.append(instanceId, { kind: 'routed', jobId: id, event, at: Date.now(), conversation, routes: matched }),
+      eventLog.keepBody(instanceId, id, body),
     ])
     // Ids derived from the event's: a run of this job again never makes a second delivery of a route, and its marker
     // tells which routes were delivered already.
     await Promise.all(
       matched.map((route) => {
         const { destination } = routes[route]!
-        const id = `${job.id}.r${route}`
-        const data: DeliveryJobData = { instanceId, route, destination: destinationId(destination.url), event, body, conversation, receivedAt: job.data.receivedAt }
+        const deliveryId = `${id}.r${route}`
+        const delivery: DeliveryJobData = { instanceId, route, destination: destinationId(destination.url), event, body, conversation, receivedAt: data.receivedAt }
         const attempts = destination.maxAttempts ?? config.workers.deliveryAttempts
-        if (destination.debounceMs && conversation) return debounce(job, data, id, attempts, destination.debounceMs, conversation)
-        if (!conversation || !joined.delete(route)) return deliverFirst(destination, data, id, attempts)
-        return deliverInTurn(destination, { ...data, lane: laneOf(route, conversation) }, id, attempts)
+        if (destination.debounceMs && conversation) return debounce(id, delivery, deliveryId, attempts, destination.debounceMs, conversation)
+        if (!conversation || !joined.delete(route)) return deliverFirst(destination, delivery, deliveryId, attempts)
+        return deliverInTurn(destination, { ...delivery, lane: laneOf(route, conversation) }, deliveryId, attempts)
       }),
     )
     // Lanes the event joined for routes that no longer take it (a reload changed them): it must not hold them.
     if (conversation) await Promise.all([...joined].map((route) => lanes.leave(laneOf(route, conversation))))
     await logged
-    log.debug({ jobId: job.id, instance: instanceId, event, routes: matched, ours: routable.ours }, 'routed')
+    log.debug({ jobId: id, instance: instanceId, event, routes: matched, ours: routable.ours }, 'routed')
     return { routes: matched }
   }
 
@@ -120,10 +138,10 @@ export function createWebhookProcessor(deps: WebhookDeps) {
     await shard.delivery.add(JOB.delivery, data, opts)
   }
 
-  async function debounce(job: Job<WebhookJobData>, data: DeliveryJobData, id: string, attempts: number, debounceMs: number, conversation: ConversationRef) {
+  async function debounce(eventId: string, data: DeliveryJobData, id: string, attempts: number, debounceMs: number, conversation: ConversationRef) {
     const batch = batchId(data.instanceId, data.route, conversation)
-    // Entries carry the event's job id, so one batch never holds an event twice (a retried webhook job pushes again).
-    await redis.rpush(batchKey(prefix, batch), `${job.id}\n${data.body}`)
+    // Entries carry the event's id, so one batch never holds an event twice (a retried webhook job pushes again).
+    await redis.rpush(batchKey(prefix, batch), `${eventId}\n${data.body}`)
     await redis.pexpire(batchKey(prefix, batch), debounceMs + BATCH_KEEP_MS)
     await shard.delivery.add(
       JOB.delivery,

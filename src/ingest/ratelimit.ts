@@ -8,7 +8,7 @@ import { createOutageReporter, type Log, type OutageReporter } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import type { RedisBreaker } from '../redis/breaker.ts'
 import { atMost, defineScript } from '../redis/connections.ts'
-import { callWithJobAdd, withJobAdd } from '../queue/bullmq-add.ts'
+import type { AcceptBatcher } from '../queue/accept-batch.ts'
 import { LANE_TTL_MS, type DedupeLock } from '../queue/enqueue.ts'
 import { spreadPrefix } from '../queue/names.ts'
 import { MemoryTokenBucket, type BucketParams } from './memory-bucket.ts'
@@ -50,6 +50,8 @@ interface Deps {
   breaker: RedisBreaker
   /** How long a bucket waits for Redis before it decides in memory (REDIS_ENQUEUE_BUDGET_MS). */
   budgetMs: number
+  /** Takes a webhook's token with its lock and queues its job, with the other events accepted meanwhile. */
+  batcher: AcceptBatcher
 }
 
 const DISABLED: Limiter = { takeForIp: async () => null, takeForInstance: async () => null }
@@ -65,14 +67,13 @@ export function createLimiter(deps: Deps): Limiter {
   const { redis } = deps
   // token-bucket.lua with its keys: 1 (the bucket), or 3 (with the dedupe lock's keys) plus the lanes.
   const takeToken = defineScript(redis, tokenBucketScript) as TakeToken
-  const takeTokenAndAdd = defineScript(redis, takeTokenAndAddScript) as TakeToken
   const redisState = createOutageReporter(log, {}, {
     down: 'rate limiter: Redis unavailable; limiting per process in memory until it is back',
     up: 'rate limiter: Redis is back; limits are fleet-wide again',
   })
   const bucket = (keyPrefix: string, params: BucketParams) => ({
     params,
-    limiter: new RedisTokenBucket(redis, { takeToken, takeTokenAndAdd }, params, keyPrefix, redisState, deps.breaker, deps.budgetMs),
+    limiter: new RedisTokenBucket(redis, { takeToken, batcher: deps.batcher }, params, keyPrefix, redisState, deps.breaker, deps.budgetMs),
   })
 
   const ipBuckets = {
@@ -172,10 +173,7 @@ interface TakeOptions {
   lock?: DedupeLock
 }
 
-type TakeToken = (numberOfKeys: number) => (...keysAndArgs: (string | number | Buffer)[]) => Promise<[number, number, number?, string?]>
-
-/** token-bucket.lua, then the event's job added in the same call when the lock is taken and nothing delays it. */
-const takeTokenAndAddScript = withJobAdd(tokenBucketScript, 'if result[3] == 1 and result[2] == 0 then result[4] = addJob() end\nreturn result')
+type TakeToken = (numberOfKeys: number) => (...keysAndArgs: (string | number | Buffer)[]) => Promise<[number, number, number?]>
 
 const REDIS_UNUSABLE = new Error('Redis is down, or too slow (its breaker is open)')
 const TOO_SLOW = new Error('Redis did not answer within REDIS_ENQUEUE_BUDGET_MS')
@@ -190,7 +188,7 @@ const TOO_SLOW = new Error('Redis did not answer within REDIS_ENQUEUE_BUDGET_MS'
 class RedisTokenBucket extends RateLimiterRedis {
   constructor(
     redis: Redis,
-    private readonly scripts: { takeToken: TakeToken; takeTokenAndAdd: TakeToken },
+    private readonly scripts: { takeToken: TakeToken; batcher: AcceptBatcher },
     readonly params: BucketParams,
     keyPrefix: string,
     private readonly redisState: OutageReporter,
@@ -216,13 +214,14 @@ class RedisTokenBucket extends RateLimiterRedis {
     const { capacity, ratePerSecond, ceilingPerSecond, maxDelayMs } = this.params
     const lock = options?.lock
     const bucketArgs = [take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs]
-    const { takeToken, takeTokenAndAdd } = this.scripts
-    let call: Promise<[number, number, number?, string?]>
+    const { takeToken, batcher } = this.scripts
+    let call: Promise<[number, number, number?, boolean?]>
     if (!lock) call = takeToken(1)(key, ...bucketArgs)
-    else {
+    else if (lock.add) {
+      call = batcher.accept({ lock, add: lock.add, bucket: { key, args: bucketArgs } }).then((a) => [a.consumed, a.msBeforeNext, a.locked ? 1 : 0, a.queued])
+    } else {
       const keys = [key, lock.key, lock.jobKey, ...lock.lanes]
-      const args = [...bucketArgs, lock.ttlMs, lock.owner, lock.jobId, LANE_TTL_MS]
-      call = lock.add ? callWithJobAdd(takeTokenAndAdd, lock.add, keys, args) : takeToken(keys.length)(...keys, ...args)
+      call = takeToken(keys.length)(...keys, ...bucketArgs, lock.ttlMs, lock.owner, lock.jobId, LANE_TTL_MS)
     }
     // Past the budget the request goes on without Redis (this bucket in memory); a late answer changes nothing but
     // may leave the lock taken for this request's owner (and its job queued), which its enqueue or its spooled replay
@@ -238,7 +237,7 @@ class RedisTokenBucket extends RateLimiterRedis {
     const [consumed, msBeforeNext, locked, queued] = answer
     if (lock && locked !== undefined) {
       lock.locked = locked === 1
-      lock.queued = queued !== undefined
+      lock.queued = queued === true
     }
     return [consumed, msBeforeNext]
   }

@@ -7,8 +7,16 @@ export interface JobAdd {
   args: (string | Buffer)[]
 }
 
-const BULLMQ_KEYS = addStandardJob.keys
-const BULLMQ_ARGS = 3
+export const BULLMQ_KEYS = addStandardJob.keys
+export const BULLMQ_ARGS = 3
+
+/** BullMQ's own add script as a Lua function `bullmqAdd(KEYS, ARGV)`, for scripts that queue a job in their call. */
+export const BULLMQ_ADD_FUNCTION = `local function bullmqAdd(KEYS, ARGV)
+${addStandardJob.content}
+end`
+
+/** Lua: the first BULLMQ_KEYS keys of the call, as a table (the job's queue keys). */
+export const BULLMQ_KEYS_LUA = `{ ${Array.from({ length: BULLMQ_KEYS }, (_, i) => `KEYS[${i + 1}]`).join(', ')} }`
 
 /**
  * The add Queue.add would send for a job neither delayed nor prioritized (the queue's default options, then `opts`),
@@ -45,9 +53,7 @@ export function callWithJobAdd<Answer>(
  */
 export function withJobAdd(script: string, tail: string): string {
   return `
-local function bullmqAdd(KEYS, ARGV)
-${addStandardJob.content}
-end
+${BULLMQ_ADD_FUNCTION}
 local function own(KEYS, ARGV)
 ${script}
 end
@@ -56,7 +62,7 @@ for i = ${BULLMQ_KEYS + 1}, #KEYS do ownKeys[#ownKeys + 1] = KEYS[i] end
 for i = ${BULLMQ_ARGS + 1}, #ARGV do ownArgs[#ownArgs + 1] = ARGV[i] end
 local result = own(ownKeys, ownArgs)
 local function addJob()
-  return bullmqAdd({ ${Array.from({ length: BULLMQ_KEYS }, (_, i) => `KEYS[${i + 1}]`).join(', ')} }, { ARGV[1], ARGV[2], ARGV[3] })
+  return bullmqAdd(${BULLMQ_KEYS_LUA}, { ARGV[1], ARGV[2], ARGV[3] })
 end
 ${tail}
 `

@@ -5,7 +5,8 @@ import { Unavailable } from '../errors.ts'
 import type { Log } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import { defineScript } from '../redis/connections.ts'
-import { callWithJobAdd, jobAddOf, withJobAdd, type JobAdd } from './bullmq-add.ts'
+import type { AcceptBatcher } from './accept-batch.ts'
+import { jobAddOf, type JobAdd } from './bullmq-add.ts'
 import acquireScript from './dedupe-lock.lua' with { type: 'text' }
 import releaseScript from './release-lock.lua' with { type: 'text' }
 import type { EventLog } from './event-log.ts'
@@ -64,22 +65,26 @@ export interface LockedEvent {
   job?: WebhookJobData
 }
 
-/** dedupe-lock.lua, then the job's add in the same call when the lock is this request's: the job's id, or 0. */
-const acquireAndAddScript = withJobAdd(acquireScript, 'if result == 1 then return addJob() end\nreturn result')
-
 /** How long a conversation lane lives after its last event joined: longer than any delivery's tries take. */
 export const LANE_TTL_MS = 7 * 24 * 3_600_000
 
 /**
  * The first arrival of a dedupe key holds its lock (taken by the rate limit's script, or here) and adds the job with the
- * key as its id, in the same call unless the job is delayed (then a second); a repeat while the lock lives or the job
- * exists adds nothing.
+ * key as its id (or, with the events accepted meanwhile, one batch job: accept-batch.ts), in the same call unless the
+ * job is delayed (then a second); a repeat while the lock lives or the job exists adds nothing.
  */
-export function createEnqueuer(deps: { config: Config['queue']; commands: Redis; queues: Queues; eventLog: EventLog; log: Log; metrics: Metrics }): Enqueuer {
-  const { config, queues, eventLog, log, metrics } = deps
+export function createEnqueuer(deps: {
+  config: Config['queue']
+  commands: Redis
+  queues: Queues
+  batcher: AcceptBatcher
+  eventLog: EventLog
+  log: Log
+  metrics: Metrics
+}): Enqueuer {
+  const { config, queues, batcher, eventLog, log, metrics } = deps
   const { commands } = deps
   const acquireCommand = defineScript(commands, acquireScript)
-  const acquireAndAddCommand = defineScript(commands, acquireAndAddScript)
   const releaseCommand = defineScript(commands, releaseScript)
   const jobAdd = (shard: ShardQueues, jobId: string, data: WebhookJobData) => jobAddOf(shard.webhook, JOB.chatwootEvent, data, { jobId })
 
@@ -87,11 +92,8 @@ export function createEnqueuer(deps: { config: Config['queue']; commands: Redis;
   async function acquire(lock: DedupeLock, add: JobAdd | undefined): Promise<boolean> {
     try {
       const { key, jobKey, lanes, ttlMs, owner, jobId } = lock
-      const keys = [key, jobKey, ...lanes]
-      const args = [ttlMs, owner, jobId, LANE_TTL_MS]
-      if (!add) return (await acquireCommand(keys.length)(...keys, ...args)) === 1
-      const answer = await callWithJobAdd(acquireAndAddCommand, add, keys, args)
-      lock.queued = typeof answer === 'string'
+      if (!add) return (await acquireCommand(2 + lanes.length)(key, jobKey, ...lanes, ttlMs, owner, jobId, LANE_TTL_MS)) === 1
+      lock.queued = (await batcher.accept({ lock, add })).queued
       return lock.queued
     } catch (error) {
       log.error({ err: (error as Error).message, jobId: lock.jobId }, 'dedupe lock failed')

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 /** Queue names: no string literal names a queue anywhere else. */
 export const QUEUE = {
   webhook: 'webhook',
@@ -8,6 +8,8 @@ export const QUEUE = {
 
 export const JOB = {
   chatwootEvent: 'chatwoot-event',
+  /** Several events accepted together (src/queue/accept-batch.ts): one job for all of them. */
+  chatwootEvents: 'chatwoot-events',
   delivery: 'deliver',
   chatwootNote: 'post-to-chatwoot',
 } as const
@@ -33,7 +35,35 @@ export interface WebhookJobData {
   lanes?: number[]
 }
 
-/** An event's place in one conversation's lane of one route: `entry` (the event's job id) in the list `key`. */
+/**
+ * Events an API process accepted while its previous call to Redis was out, queued by one call as one job: each with
+ * the id a job of its own would have had (its dedupe key), from which its deliveries take theirs.
+ */
+export interface WebhookBatchData {
+  events: BatchedEvent[]
+}
+export type BatchedEvent = WebhookJobData & { id: string }
+
+/**
+ * What an event is in its conversation lanes: its id, or `<id>@<batch job id>` when it was queued in a batch, so that
+ * a look at a stuck lane finds the job that holds it (Lanes.deadHead).
+ */
+export function laneEntry(eventId: string, batchJobId?: string): string {
+  return batchJobId ? `${eventId}@${batchJobId}` : eventId
+}
+
+/** A new batch job's id: never a dedupe key (those end in an event's identity, never in `@batch-…`). */
+export function newBatchJobId(): string {
+  return `batch-${randomBytes(9).toString('base64url')}`
+}
+
+/** The event and, when it was queued in a batch, the batch job that a lane entry names. */
+export function parseLaneEntry(entry: string): { eventId: string; batchJobId?: string } {
+  const match = /^(.*)@(batch-[\w-]+)$/.exec(entry)
+  return match ? { eventId: match[1]!, batchJobId: match[2]! } : { eventId: entry }
+}
+
+/** An event's place in one conversation's lane of one route: `entry` (laneEntry) in the list `key`. */
 export interface LaneRef {
   key: string
   entry: string

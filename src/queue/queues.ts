@@ -2,7 +2,7 @@ import { Queue, type DefaultJobOptions } from 'bullmq'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config/config.ts'
 import type { Log } from '../log.ts'
-import { JOB, QUEUE, type ChatwootCallsJobData, type ConversationRef, type DeliveryJobData, type WebhookJobData } from './names.ts'
+import { JOB, QUEUE, type ChatwootCallsJobData, type ConversationRef, type DeliveryJobData, type WebhookBatchData, type WebhookJobData } from './names.ts'
 import { prefixSlot, shardIndex, shardPrefixes } from './shards.ts'
 
 /** One shard's queues: an event's jobs, dedupe lock and conversation lanes all live on its shard (one hash tag). */
@@ -11,7 +11,7 @@ export interface ShardQueues {
   prefix: string
   /** The Redis Cluster hash slot of every key under the prefix. */
   slot: number
-  webhook: Queue<WebhookJobData, unknown, typeof JOB.chatwootEvent>
+  webhook: Queue<WebhookJobData | WebhookBatchData, unknown, typeof JOB.chatwootEvent | typeof JOB.chatwootEvents>
   delivery: Queue<DeliveryJobData, unknown, typeof JOB.delivery>
   chatwootNote: Queue<ChatwootCallsJobData, unknown, typeof JOB.chatwootNote>
 }
@@ -63,7 +63,7 @@ export function createQueues(deps: { config: Config['queue']; producer: Redis; l
   const shardAt = (prefix: string): ShardQueues => ({
     prefix,
     slot: prefixSlot(prefix),
-    webhook: queue<WebhookJobData, typeof JOB.chatwootEvent>(prefix, QUEUE.webhook, {
+    webhook: queue<WebhookJobData | WebhookBatchData, typeof JOB.chatwootEvent | typeof JOB.chatwootEvents>(prefix, QUEUE.webhook, {
       attempts: config.webhookAttempts,
       backoff: { type: 'exponential', delay: config.webhookBackoffMs, jitter: 0.5 },
       ...kept,

@@ -21,6 +21,7 @@ export interface FinishedJobs {
 /**
  * Records every job a queue's events say completed or failed, from now on. Completed jobs are removed at once, so a
  * test cannot wait on the job itself: it waits on this record, which a job finished before the wait also reaches.
+ * An event queued in a webhook batch job is recorded under its own id, as completed with it.
  */
 export function recordFinished(events: QueueEvents): FinishedJobs {
   const seen = new Map<string, { completed?: unknown; failed?: string }>()
@@ -29,7 +30,12 @@ export function recordFinished(events: QueueEvents): FinishedJobs {
     seen.set(id, { ...seen.get(id), ...outcome })
     for (const wake of waiters) wake()
   }
-  events.on('completed', ({ jobId, returnvalue }) => note(jobId, { completed: returnvalue ?? null }))
+  events.on('completed', ({ jobId, returnvalue }) => {
+    // A webhook batch job (events accepted together) completes each of its events as if it had been their own job.
+    const batch = (returnvalue as { events?: Record<string, number[]> } | null)?.events
+    if (batch) for (const [eventId, routes] of Object.entries(batch)) note(eventId, { completed: { routes } })
+    note(jobId, { completed: returnvalue ?? null })
+  })
   events.on('failed', ({ jobId, failedReason }) => note(jobId, { failed: failedReason }))
   const until = async <T>(pick: () => T | undefined): Promise<T> => {
     for (;;) {

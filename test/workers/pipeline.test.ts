@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Job, Queue, QueueEvents } from 'bullmq'
 import { createLogger } from '../../src/log.ts'
-import { QUEUE, deliveredKey, eventLogKey } from '../../src/queue/names.ts'
+import { QUEUE, deliveredKey, eventLogKey, laneKey } from '../../src/queue/names.ts'
 import type { ConnectedRedisConfig } from '../../src/redis/connections.ts'
 import { startWorkers, type RunningWorkers } from '../../workers/runtime.ts'
 import { jobOnceAdded, recordFinished, type FinishedJobs } from '../helpers/jobs.ts'
@@ -160,6 +160,42 @@ describe('webhook → delivery', () => {
     const arrivals: number[] = await Promise.all([delivered(first, 2), delivered(second, 1), delivered(third, 1)])
     expect(arrivals).toEqual([...arrivals].sort((a, b) => a - b))
     expect(await deliveryJobs.completed(`${third}.r0`)).toMatchObject({ status: 'delivered' })
+  })
+
+  test('events that arrive together are queued as one batch job, repeats answered, each delivered once, a conversation\'s in the order accepted', async () => {
+    destination.answer({ status: 200, json: {} })
+    const batches: string[][] = []
+    const recordBatch = ({ returnvalue }: { returnvalue: unknown }) => {
+      const events = (returnvalue as { events?: Record<string, unknown> } | null)?.events
+      if (events) batches.push(Object.keys(events))
+    }
+    webhookEvents.on('completed', recordBatch)
+    const payloads = Array.from({ length: 16 }, (_, i) => chatwoot.messageCreatedIncoming({ messageId: nextMessageId++, conversationId: i % 2 === 0 ? 4243 : 5000 + i }))
+    // Sent at once: the first goes alone, the others wait for its call and go together. Two repeats come along.
+    const requests = [...payloads, payloads[2]!, payloads[3]!].map((payload) => gateway.app.handle(webhookRequest(toChatwootJson(payload))))
+    const answers = await Promise.all(requests.map(async (r) => ({ status: r.status, ...((await (await r).json()) as { status: string; jobId: string }) })))
+    const ids = answers.slice(0, 16).map((answer) => answer.jobId)
+    expect(answers.filter((answer) => answer.status === 'queued').map((answer) => answer.jobId).sort()).toEqual([...ids].sort())
+    expect(answers.filter((answer) => answer.status === 'already_queued').map((answer) => answer.jobId).sort()).toEqual([ids[2]!, ids[3]!].sort())
+
+    await Promise.all(ids.map((id) => webhookJobs.completed(id)))
+    webhookEvents.off('completed', recordBatch)
+    expect(batches.flat().length).toBeGreaterThanOrEqual(2)
+    const arrivals = new Map<string, number>()
+    for (const id of ids) {
+      const [request] = await triesOf(`${id}.r0`, 1)
+      arrivals.set(id, request!.at)
+      expect(await Job.fromId(deliveries, `${id}.r0`)).toBeUndefined() // delivered from the batch, neither parked nor retried
+    }
+    // A conversation's events left in the order the batch holds them (the order their lane got them in).
+    const conversation = new Set(ids.filter((_, i) => i % 2 === 0))
+    for (const batch of batches) {
+      const times = batch.filter((id) => conversation.has(id)).map((id) => arrivals.get(id)!)
+      expect(times).toEqual([...times].sort((a, b) => a - b))
+    }
+    expect(destination.requests.filter((r) => ids.some((id) => r.headers['webhook-id'] === `${id}.r0`))).toHaveLength(16)
+    // Each left its lane as itself: the lane's entries name the batch, and nothing is left holding the conversation.
+    expect(await gateway.commands.llen(laneKey(gateway.config.queue.prefix, 'acme', 0, { accountId: 31, conversationId: 4243 }))).toBe(0)
   })
 
   test('routes nothing the routes do not ask for', async () => {

@@ -1,0 +1,184 @@
+import type { Redis } from 'ioredis'
+import tokenBucketScript from '../ingest/token-bucket.lua' with { type: 'text' }
+import { atMost, defineScript } from '../redis/connections.ts'
+import { BULLMQ_ADD_FUNCTION, BULLMQ_ARGS, BULLMQ_KEYS, BULLMQ_KEYS_LUA, callWithJobAdd, jobAddOf, withJobAdd, type JobAdd } from './bullmq-add.ts'
+import dedupeLockScript from './dedupe-lock.lua' with { type: 'text' }
+import type { DedupeLock } from './enqueue.ts'
+import { JOB, newBatchJobId } from './names.ts'
+import type { ShardQueues } from './queues.ts'
+
+/** One event to accept: its lock (and lanes), its own job, and its instance's token when the bucket shares the slot. */
+export interface AcceptCall {
+  lock: DedupeLock
+  /** The event's own job (its id: the dedupe key), added as it is when the call goes alone. */
+  add: JobAdd
+  /** token-bucket.lua's key and its five arguments (take, capacity, rate, ceiling, longest shaping delay). */
+  bucket?: { key: string; args: number[] }
+}
+
+export interface AcceptAnswer {
+  /** The bucket's answer as rate-limiter-flexible reads it (0, 0 without a bucket). */
+  consumed: number
+  msBeforeNext: number
+  /** The lock is this request's (false: refused by the bucket, or a repeat of an event already queued). */
+  locked: boolean
+  /** Its job was queued by the call (not when shaped: the caller queues it delayed). */
+  queued: boolean
+}
+
+export interface AcceptBatcher {
+  /**
+   * Takes the event's token and lock and queues its job, in one call to Redis with the other events this process
+   * accepts meanwhile. Rejects when Redis fails; a request that gave up (past REDIS_ENQUEUE_BUDGET_MS) before its call
+   * went is not sent.
+   */
+  accept(call: AcceptCall): Promise<AcceptAnswer>
+}
+
+/** The most events one call carries (one job's data): a few hundred KB of bodies at most. */
+export const MAX_BATCH_EVENTS = 64
+
+const TOO_LATE = new Error('gave up before Redis was asked')
+
+/** dedupe-lock.lua, then the event's job in the same call when the lock is taken: the job's id, or 0. */
+const lockAndAddScript = withJobAdd(dedupeLockScript, 'if result == 1 then return addJob() end\nreturn result')
+/** token-bucket.lua with the lock, then the job in the same call when the lock is taken and nothing delays it. */
+const takeTokenAndAddScript = withJobAdd(tokenBucketScript, 'if result[3] == 1 and result[2] == 0 then result[4] = addJob() end\nreturn result')
+
+/**
+ * Several events in one call: for each, the token (token-bucket.lua on its bucket alone), then the lock with its lanes
+ * (dedupe-lock.lua); the events whose lock is new and whose token is not shaped go into one job. A shaped event is
+ * locked with its own id in its lanes: its caller queues it as a delayed job of its own.
+ *
+ * KEYS: the batch job's BullMQ keys, then per event: its bucket (when it has one), lock, job key, lanes.
+ * ARGV: the batch job's add (its data, the second, is built here from the events'), batch job id, lanes' lifetime,
+ *       then per event: bucket argument count (0 or 5), those, lock lifetime, owner, id, lane count, job data (JSON
+ *       with its id). Returns per event { consumed, msBeforeNext, locked, queued }.
+ */
+const batchScript = `
+${BULLMQ_ADD_FUNCTION}
+local function takeToken(KEYS, ARGV)
+${tokenBucketScript}
+end
+local function takeLock(KEYS, ARGV)
+${dedupeLockScript}
+end
+local batchJobId, laneTtl = ARGV[${BULLMQ_ARGS + 1}], ARGV[${BULLMQ_ARGS + 2}]
+local k, a = ${BULLMQ_KEYS + 1}, ${BULLMQ_ARGS + 3}
+local answers, events = {}, {}
+while a <= #ARGV do
+  local bucketArgs = {}
+  for i = 1, tonumber(ARGV[a]) do bucketArgs[i] = ARGV[a + i] end
+  a = a + 1 + #bucketArgs
+  local ttl, owner, id, laneCount, data = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), ARGV[a + 4]
+  a = a + 5
+  local answer = { 0, 0, 0, 0 }
+  local refused = false
+  if #bucketArgs > 0 then
+    local taken = takeToken({ KEYS[k] }, bucketArgs)
+    k = k + 1
+    answer[1], answer[2] = taken[1], taken[2]
+    refused = taken[1] > tonumber(bucketArgs[2])
+  end
+  local lockKeys = {}
+  for i = 0, laneCount + 1 do lockKeys[i + 1] = KEYS[k + i] end
+  k = k + laneCount + 2
+  if not refused then
+    local shaped = answer[2] > 0
+    answer[3] = takeLock(lockKeys, { ttl, owner, shaped and id or (id .. '@' .. batchJobId), laneTtl })
+    if answer[3] == 1 and not shaped then
+      events[#events + 1] = data
+      answer[4] = 1
+    end
+  end
+  answers[#answers + 1] = answer
+end
+if #events > 0 then
+  bullmqAdd(${BULLMQ_KEYS_LUA}, { ARGV[1], '{"events":[' .. table.concat(events, ',') .. ']}', ARGV[3] })
+end
+return answers
+`
+
+interface Waiting {
+  call: AcceptCall
+  since: number
+  resolve(answer: AcceptAnswer): void
+  reject(error: Error): void
+}
+
+/**
+ * Group commit of accepted events, per queue shard: while a call to Redis is out, the events that arrive wait for it
+ * and then go together, in one call and one job. Alone (the normal case below a few hundred events/s) an event goes at
+ * once, as its own job with its own id; under load, a call carries what arrived during the one before (with AOF
+ * `always`, during its fsync), so each event costs a fraction of a job's scripts, round trips and fsyncs, and the wait
+ * is never longer than one call.
+ */
+export function createAcceptBatcher(deps: { redis: Redis; budgetMs: number; laneTtlMs: number }): AcceptBatcher {
+  const { redis, budgetMs, laneTtlMs } = deps
+  const lockAndAdd = defineScript(redis, lockAndAddScript)
+  const takeTokenAndAdd = defineScript(redis, takeTokenAndAddScript)
+  const batch = defineScript(redis, batchScript)
+  const shards = new Map<ShardQueues, { waiting: Waiting[]; busy: boolean }>()
+
+  async function alone({ lock, add, bucket }: AcceptCall): Promise<AcceptAnswer> {
+    const { key, jobKey, lanes } = lock
+    const lockArgs = [lock.ttlMs, lock.owner, lock.jobId, laneTtlMs]
+    if (!bucket) {
+      const answer = await callWithJobAdd(lockAndAdd, add, [key, jobKey, ...lanes], lockArgs)
+      const queued = typeof answer === 'string'
+      return { consumed: 0, msBeforeNext: 0, locked: queued, queued }
+    }
+    const answer = (await callWithJobAdd(takeTokenAndAdd, add, [bucket.key, key, jobKey, ...lanes], [...bucket.args, ...lockArgs])) as [number, number, number?, string?]
+    const [consumed, msBeforeNext, locked, queued] = answer
+    return { consumed, msBeforeNext, locked: locked === 1, queued: queued !== undefined }
+  }
+
+  async function together(shard: ShardQueues, calls: AcceptCall[]): Promise<AcceptAnswer[]> {
+    const batchJobId = newBatchJobId()
+    const add = jobAddOf(shard.webhook, JOB.chatwootEvents, { events: [] }, { jobId: batchJobId })
+    const keys = [...add.keys]
+    const args: (string | number | Buffer)[] = [add.args[0]!, '', add.args[2]!, batchJobId, laneTtlMs]
+    for (const { lock, add, bucket } of calls) {
+      if (bucket) keys.push(bucket.key)
+      keys.push(lock.key, lock.jobKey, ...lock.lanes)
+      // The event's job data as its own job would carry it (BullMQ's JSON), with its id first.
+      const data = `{"id":${JSON.stringify(lock.jobId)},${(add.args[1] as string).slice(1)}`
+      args.push(bucket?.args.length ?? 0, ...(bucket?.args ?? []), lock.ttlMs, lock.owner, lock.jobId, lock.lanes.length, data)
+    }
+    const answers = (await batch(keys.length)(...keys, ...args)) as [number, number, number, number][]
+    return answers.map(([consumed, msBeforeNext, locked, queued]) => ({ consumed, msBeforeNext, locked: locked === 1, queued: queued === 1 }))
+  }
+
+  async function drain(shard: ShardQueues, state: { waiting: Waiting[]; busy: boolean }): Promise<void> {
+    state.busy = true
+    while (state.waiting.length > 0) {
+      const now = performance.now()
+      const going: Waiting[] = []
+      for (const one of state.waiting.splice(0, MAX_BATCH_EVENTS)) {
+        if (now - one.since < budgetMs) going.push(one)
+        else one.reject(TOO_LATE)
+      }
+      if (going.length === 0) continue
+      const sent =
+        going.length === 1
+          ? alone(going[0]!.call).then((answer) => going[0]!.resolve(answer))
+          : together(shard, going.map((one) => one.call)).then((answers) => going.forEach((one, i) => one.resolve(answers[i]!)))
+      // A call that hangs holds the next ones back no longer than the budget its requests wait.
+      await atMost(budgetMs, sent.catch((error: Error) => going.forEach((one) => one.reject(error))))
+    }
+    state.busy = false
+  }
+
+  return {
+    accept(call) {
+      const { shard } = call.lock
+      let state = shards.get(shard)
+      if (!state) shards.set(shard, (state = { waiting: [], busy: false }))
+      const queued = state
+      return new Promise((resolve, reject) => {
+        queued.waiting.push({ call, since: performance.now(), resolve, reject })
+        if (!queued.busy) void drain(shard, queued)
+      })
+    },
+  }
+}
