@@ -6,7 +6,7 @@
  *            Redis: (a) bare Bun.serve doing only lock + Queue.add, our overhead floor; (b) Node + Express + SET NX +
  *            Queue.add, what operators run today. Rounds rotate the order so drift hits all alike; medians are kept.
  *   rate     latency at a fixed arrival rate (open loop, no coordinated omission) against hookgate, per second too
- *            (charted), with every answer accounted for against the jobs in Redis.
+ *            (charted), with every answer accounted for against the events queued in Redis.
  *   workers  a webhook queue pre-filled with N events drained by `hookgate worker` into a local destination.
  *   pipeline the whole path at fixed rates: `hookgate start` (API and worker processes), one route to a local
  *            destination, an open-loop sender; ack and receive→deliver percentiles, lost and duplicated events, and
@@ -24,7 +24,6 @@
  *                 [--pipeline-worker-processes 1] [--pipeline-aof always|no] [--pipeline-mix messages|chatwoot]
  *                 [--conversations 200] [--scenarios peak,rate,workers,pipeline]
  */
-import { Queue } from 'bullmq'
 import { Cluster, Redis } from 'ioredis'
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
@@ -160,7 +159,7 @@ const express: Target = {
 
 interface PeakRun extends WrkResult {
   accepted: number
-  jobs: number
+  queued: number
   lost: number
 }
 
@@ -174,7 +173,7 @@ const results: {
   metrics?: Awaited<ReturnType<typeof peak>>
   cluster?: Awaited<ReturnType<typeof peak>>
   clusterPipeline?: PipelineResult[]
-  rate?: ArrivalRateResult & { target: string; accepted: number; jobs: number; lost: number; unanswered: number }
+  rate?: ArrivalRateResult & { target: string; accepted: number; queued: number; lost: number; unanswered: number }
   workers?: WorkerResult[]
   pipeline?: PipelineResult[]
   queueFloor?: QueueFloorRow[]
@@ -211,15 +210,15 @@ async function peak(targets: Target[]) {
         const url = `http://127.0.0.1:${port}${target.path}`
         const wrk = { url, connections: settings.connections, threads: settings.threads, bodyFile }
         await runWrk({ ...wrk, seconds: settings.warmupSeconds }) // JIT, connection pools
-        const before = await jobCount(target)
+        const before = await eventCount(target)
         const result = await runWrk({ ...wrk, seconds: settings.seconds })
-        const jobs = (await settledJobCount(target)) - before
+        const queued = (await settledEventCount(target)) - before
         const accepted = result.requests - result.non2xx
         // wrk stops counting at its deadline with up to one request per connection in flight: those may be queued
-        // unanswered (jobs > accepted); an answered request with no job would be a loss.
-        const run = { ...result, accepted, jobs, lost: Math.max(0, accepted - jobs) }
+        // unanswered (queued > accepted); an answered request not queued would be a loss.
+        const run = { ...result, accepted, queued, lost: Math.max(0, accepted - queued) }
         runs.get(target)!.push(run)
-        log(`peak round ${round + 1}, ${target.name}: ${result.rps} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, non-2xx ${result.non2xx}, accepted ${accepted}, jobs ${jobs}`)
+        log(`peak round ${round + 1}, ${target.name}: ${result.rps} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, non-2xx ${result.non2xx}, accepted ${accepted}, queued ${queued}`)
       } finally {
         await server.stop()
       }
@@ -242,7 +241,7 @@ async function peak(targets: Target[]) {
         p99: mid((r) => r.p99),
         max: mid((r) => r.max),
         accepted: all.reduce((n, r) => n + r.accepted, 0),
-        jobs: all.reduce((n, r) => n + r.jobs, 0),
+        queued: all.reduce((n, r) => n + r.queued, 0),
         lost: all.reduce((n, r) => n + r.lost, 0),
       },
     }
@@ -299,12 +298,12 @@ async function fixedRate() {
     const url = `http://127.0.0.1:${port}${target.path}`
     const firstId = 10_000_000_000
     await runArrivalRate({ url, rate: settings.rate, seconds: 1, body: (i) => bodyWithId(firstId - 1_000_000 + i) }) // warm-up
-    const before = await jobCount(target)
+    const before = await eventCount(target)
     const run = await runArrivalRate({ url, rate: settings.rate, seconds: settings.rateSeconds, body: (i) => bodyWithId(firstId + i) })
-    const jobs = (await settledJobCount(target)) - before
+    const queued = (await settledEventCount(target)) - before
     const accepted = run.statuses[202] ?? 0
-    log(`rate ${settings.rate}/s for ${settings.rateSeconds} s, ${target.name}: p50 ${run.latency.p50} ms, p95 ${run.latency.p95} ms, p99 ${run.latency.p99} ms, accepted ${accepted}/${run.sent}, jobs ${jobs}`)
-    return { ...run, target: target.name, accepted, jobs, lost: Math.max(0, accepted - jobs), unanswered: Math.max(0, jobs - accepted) }
+    log(`rate ${settings.rate}/s for ${settings.rateSeconds} s, ${target.name}: p50 ${run.latency.p50} ms, p95 ${run.latency.p95} ms, p99 ${run.latency.p99} ms, accepted ${accepted}/${run.sent}, queued ${queued}`)
+    return { ...run, target: target.name, accepted, queued, lost: Math.max(0, accepted - queued), unanswered: Math.max(0, queued - accepted) }
   } finally {
     await server.stop()
   }
@@ -363,22 +362,41 @@ async function queueFloor(): Promise<QueueFloorRow[]> {
   }
 }
 
-/** Jobs of a target's webhook queue, whatever their state. */
-async function jobCount(target: Target): Promise<number> {
-  const queues = target.prefixes.map((prefix) => new Queue(QUEUE.webhook, { connection: target.redis ?? redis, prefix }))
-  try {
-    const counts = await Promise.all(queues.map((queue) => queue.getJobCounts()))
-    return counts.flatMap((count) => Object.values(count)).reduce((sum, n) => sum + n, 0)
-  } finally {
-    await Promise.all(queues.map((queue) => queue.close()))
-  }
+/**
+ * Events in a target's webhook queue, whatever their state: a job of events accepted together (hookgate's batches)
+ * counts each of them.
+ */
+const COUNT_EVENTS = `
+local n = 0
+for _, key in ipairs(KEYS) do
+  local kind = redis.call('TYPE', key)['ok']
+  local ids = {}
+  if kind == 'list' then ids = redis.call('LRANGE', key, 0, -1) elseif kind == 'zset' then ids = redis.call('ZRANGE', key, 0, -1) end
+  for _, id in ipairs(ids) do
+    local data = redis.call('HGET', ARGV[1] .. id, 'data')
+    if data and string.sub(data, 1, 11) == '{"events":[' then n = n + #cjson.decode(data).events else n = n + 1 end
+  end
+end
+return n
+`
+
+async function eventCount(target: Target): Promise<number> {
+  const client = target.redis ?? redis
+  const counts = await Promise.all(
+    target.prefixes.map((prefix) => {
+      const queue = `${prefix}:${QUEUE.webhook}:`
+      const keys = ['wait', 'paused', 'active', 'delayed', 'prioritized', 'failed'].map((state) => queue + state)
+      return client.eval(COUNT_EVENTS, keys.length, ...keys, queue) as Promise<number>
+    }),
+  )
+  return counts.reduce((sum, n) => sum + n, 0)
 }
 
-/** The job count once requests still in the server (wrk's last ones) have been handled: stable for 200 ms. */
-async function settledJobCount(target: Target): Promise<number> {
+/** The event count once requests still in the server (wrk's last ones) have been handled: stable for 200 ms. */
+async function settledEventCount(target: Target): Promise<number> {
   let last = -1
   for (;;) {
-    const count = await jobCount(target)
+    const count = await eventCount(target)
     if (count === last) return count
     last = count
     await Bun.sleep(200)
@@ -395,9 +413,9 @@ function report() {
       `load generator on the same machine. ${quick ? 'Quick run. ' : ''}Took ${Math.round((performance.now() - began) / 1000)} s.`,
   ]
   const peakTable = (rows: NonNullable<typeof results.peak>) => [
-    '| target | req/s | p50 ms | p95 ms | p99 ms | max ms | non-2xx | accepted | jobs in Redis | lost |',
+    '| target | req/s | p50 ms | p95 ms | p99 ms | max ms | non-2xx | accepted | events queued | lost |',
     '|---|---|---|---|---|---|---|---|---|---|',
-    ...rows.map(({ target, median: m }) => `| ${target} | ${m.rps} | ${m.p50} | ${m.p95} | ${m.p99} | ${m.max} | ${m.non2xx} | ${m.accepted} | ${m.jobs} | ${m.lost} |`),
+    ...rows.map(({ target, median: m }) => `| ${target} | ${m.rps} | ${m.p50} | ${m.p95} | ${m.p99} | ${m.max} | ${m.non2xx} | ${m.accepted} | ${m.queued} | ${m.lost} |`),
   ]
   const wrkSettings = `wrk -t${settings.threads} -c${settings.connections} -d${settings.seconds}s, median of ${settings.rounds} round(s)`
   if (results.peak) {
@@ -407,7 +425,7 @@ function report() {
       '',
       ...peakTable(results.peak),
       '',
-      'accepted: 2xx answers over all rounds; jobs: jobs those runs left in the queue (may exceed accepted by the requests in flight when wrk stopped); lost: accepted with no job.',
+      'accepted: 2xx answers over all rounds; events queued: the events those runs left in the queue, in jobs of one or of several (may exceed accepted by the requests in flight when wrk stopped); lost: accepted and not queued.',
     )
     const best = results.peak.filter((p) => p.kind === 'hookgate').sort((a, b) => b.median.rps - a.median.rps)[0]
     const floorRps = results.peak.find((p) => p.kind === 'floor')!.median.rps
@@ -452,9 +470,9 @@ function report() {
       '',
       `## Fixed arrival rate: ${r.rate} req/s for ${r.seconds} s (open loop; latency from when each request was due)`,
       '',
-      '| target | sent | p50 ms | p95 ms | p99 ms | max ms | answers | accepted | jobs in Redis | lost | jobs never answered |',
+      '| target | sent | p50 ms | p95 ms | p99 ms | max ms | answers | accepted | events queued | lost | queued, never answered |',
       '|---|---|---|---|---|---|---|---|---|---|---|',
-      `| ${r.target} | ${r.sent} | ${r.latency.p50} | ${r.latency.p95} | ${r.latency.p99} | ${r.latency.max} | ${Object.entries(r.statuses).map(([s, n]) => `${s === '0' ? 'no answer' : s}: ${n}`).join(', ')} | ${r.accepted} | ${r.jobs} | ${r.lost} | ${r.unanswered} |`,
+      `| ${r.target} | ${r.sent} | ${r.latency.p50} | ${r.latency.p95} | ${r.latency.p99} | ${r.latency.max} | ${Object.entries(r.statuses).map(([s, n]) => `${s === '0' ? 'no answer' : s}: ${n}`).join(', ')} | ${r.accepted} | ${r.queued} | ${r.lost} | ${r.unanswered} |`,
       '',
       `![latency percentiles per second](${chart})`,
     )

@@ -45,8 +45,8 @@ describe('bun run bench', () => {
     const json = files.find((f) => f.endsWith('.json'))!
     const { results } = JSON.parse(readFileSync(join(out, json), 'utf8')) as {
       results: {
-        peak: { kind: string; median: { rps: number; accepted: number; jobs: number; lost: number } }[]
-        rate: { sent: number; accepted: number; jobs: number; lost: number; unanswered: number }
+        peak: { kind: string; median: { rps: number; accepted: number; queued: number; lost: number } }[]
+        rate: { sent: number; accepted: number; queued: number; lost: number; unanswered: number }
         workers: { events: number; eventsPerSecond: number; duplicates: number }[]
         pipeline: { rows: { rate: number; sent: number; accepted: number; delivered: number; lost: number; duplicated: number; redis: { scriptsPerEvent: number; commandsPerEvent: number; cpuUsecPerEvent: number } }[] }[]
         queueFloor: { rate: number; jobs: number; redis: { scriptsPerEvent: number; cpuUsecPerEvent: number } }[]
@@ -56,9 +56,9 @@ describe('bun run bench', () => {
     for (const { median } of results.peak) {
       expect(median.rps).toBeGreaterThan(0)
       expect(median.lost).toBe(0)
-      expect(median.jobs).toBeGreaterThanOrEqual(median.accepted)
+      expect(median.queued).toBeGreaterThanOrEqual(median.accepted)
     }
-    expect(results.rate).toMatchObject({ sent: 400, accepted: 400, jobs: 400, lost: 0, unanswered: 0 })
+    expect(results.rate).toMatchObject({ sent: 400, accepted: 400, queued: 400, lost: 0, unanswered: 0 })
     expect(results.workers).toEqual([expect.objectContaining({ events: 300, duplicates: 0 })])
     const [pipeline] = results.pipeline
     expect(pipeline!.rows).toEqual([expect.objectContaining({ rate: 200, sent: 400, accepted: 400, delivered: 400, lost: 0, duplicated: 0 })])
