@@ -117,6 +117,24 @@ const instancesFile = join(work, 'instances.json')
 const routes = [{ events: ['message_created'], destination: { url: 'http://127.0.0.1:9/unreached' } }]
 writeFileSync(instancesFile, JSON.stringify({ instances: [{ id: 'bench', tokens: [TOKEN], routes }] }))
 
+/**
+ * Events in a target's webhook queue, whatever their state: a job of events accepted together (hookgate's batches)
+ * counts each of them.
+ */
+const COUNT_EVENTS = `
+local n = 0
+for _, key in ipairs(KEYS) do
+  local kind = redis.call('TYPE', key)['ok']
+  local ids = {}
+  if kind == 'list' then ids = redis.call('LRANGE', key, 0, -1) elseif kind == 'zset' then ids = redis.call('ZRANGE', key, 0, -1) end
+  for _, id in ipairs(ids) do
+    local data = redis.call('HGET', ARGV[1] .. id, 'data')
+    if data and string.sub(data, 1, 11) == '{"events":[' then n = n + #cjson.decode(data).events else n = n + 1 end
+  end
+end
+return n
+`
+
 interface Target {
   name: string
   kind: 'hookgate' | 'floor' | 'express'
@@ -361,24 +379,6 @@ async function queueFloor(): Promise<QueueFloorRow[]> {
     await floorRedis.stop()
   }
 }
-
-/**
- * Events in a target's webhook queue, whatever their state: a job of events accepted together (hookgate's batches)
- * counts each of them.
- */
-const COUNT_EVENTS = `
-local n = 0
-for _, key in ipairs(KEYS) do
-  local kind = redis.call('TYPE', key)['ok']
-  local ids = {}
-  if kind == 'list' then ids = redis.call('LRANGE', key, 0, -1) elseif kind == 'zset' then ids = redis.call('ZRANGE', key, 0, -1) end
-  for _, id in ipairs(ids) do
-    local data = redis.call('HGET', ARGV[1] .. id, 'data')
-    if data and string.sub(data, 1, 11) == '{"events":[' then n = n + #cjson.decode(data).events else n = n + 1 end
-  end
-end
-return n
-`
 
 async function eventCount(target: Target): Promise<number> {
   const client = target.redis ?? redis

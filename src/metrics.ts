@@ -54,6 +54,12 @@ export function createMetrics(
       labelNames: ['class', 'instance'] as const,
       registers,
     }),
+    acceptCalls: new Histogram({
+      name: 'hookgate_accept_call_events',
+      help: 'Events each call to Redis took, locked and queued together (more than one while Redis is busy)',
+      buckets: [1, 2, 4, 8, 16, 32, 64],
+      registers,
+    }),
     dedupeLocks: new Counter({
       name: 'hookgate_dedupe_locks_total',
       help: 'Dedupe lock attempts: acquired (first arrival) or held (the event is being queued or is queued already)',

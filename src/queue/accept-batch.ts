@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis'
 import tokenBucketScript from '../ingest/token-bucket.lua' with { type: 'text' }
+import type { Metrics } from '../metrics.ts'
 import { atMost, defineScript } from '../redis/connections.ts'
 import { BULLMQ_ADD_FUNCTION, BULLMQ_ARGS, BULLMQ_KEYS, BULLMQ_KEYS_LUA, callWithJobAdd, jobAddOf, withJobAdd, type JobAdd } from './bullmq-add.ts'
 import dedupeLockScript from './dedupe-lock.lua' with { type: 'text' }
@@ -113,8 +114,8 @@ interface Waiting {
  * `always`, during its fsync), so each event costs a fraction of a job's scripts, round trips and fsyncs, and the wait
  * is never longer than one call.
  */
-export function createAcceptBatcher(deps: { redis: Redis; budgetMs: number; laneTtlMs: number }): AcceptBatcher {
-  const { redis, budgetMs, laneTtlMs } = deps
+export function createAcceptBatcher(deps: { redis: Redis; budgetMs: number; laneTtlMs: number; metrics: Metrics }): AcceptBatcher {
+  const { redis, budgetMs, laneTtlMs, metrics } = deps
   const lockAndAdd = defineScript(redis, lockAndAddScript)
   const takeTokenAndAdd = defineScript(redis, takeTokenAndAddScript)
   const batch = defineScript(redis, batchScript)
@@ -159,6 +160,7 @@ export function createAcceptBatcher(deps: { redis: Redis; budgetMs: number; lane
         else one.reject(TOO_LATE)
       }
       if (going.length === 0) continue
+      metrics.acceptCalls.observe(going.length)
       const sent =
         going.length === 1
           ? alone(going[0]!.call).then((answer) => going[0]!.resolve(answer))

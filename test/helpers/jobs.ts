@@ -1,4 +1,4 @@
-import { Job, type Queue, type QueueEvents } from 'bullmq'
+import { Job, type JobType, type Queue, type QueueEvents } from 'bullmq'
 
 /** Resolves with the job once it exists (it may be added after the call). */
 export async function jobOnceAdded(queue: Queue, events: QueueEvents, id: string): Promise<Job> {
@@ -54,4 +54,10 @@ export function recordFinished(events: QueueEvents): FinishedJobs {
     completed: (id) => until(() => seen.get(id)?.completed),
     failed: (id) => until(() => seen.get(id)?.failed),
   }
+}
+
+/** The ids of the events a webhook queue holds in these states: a batch job's events each, any other job's own id. */
+export async function queuedEventIds(queue: Queue, states: JobType[]): Promise<string[]> {
+  const jobs = await queue.getJobs(states)
+  return jobs.flatMap((job) => ((job.data as { events?: { id: string }[] }).events ?? [{ id: job.id! }]).map((event) => event.id))
 }
