@@ -38,11 +38,13 @@ const BATCH_KEEP_MS = 24 * 3_600_000
 
 /**
  * The `webhook` queue: match the instance's routes and make each destination's first try here, at once and side by
- * side, so that an event normally costs one job. A try that fails (or meets an open breaker) hands that destination
+ * side, so that an event normally costs one job, or a share of one (events accepted together come as one job:
+ * src/queue/accept-batch.ts). A try that fails (or meets an open breaker) hands that destination
  * over to a `delivery` job, which makes the remaining tries with backoff; the others are not sent again.
  *
  * An ordered route (the default) delivers a conversation's events one at a time, in the order they were accepted: an
- * event that does not head its conversation's lane (lanes.ts) is parked as a delayed delivery job until it does.
+ * event that does not head its conversation's lane (lanes.ts) waits for the one before it in this process
+ * (local-turns.ts) or, behind one elsewhere or being retried, is parked as a delayed delivery job until it heads it.
  *
  * A route with `debounceMs` collects a conversation's events in a batch and delivers them together once the
  * conversation has been quiet that long (BullMQ's debounce: a new event replaces the delayed delivery job and restarts
