@@ -7,7 +7,7 @@ import type { Log } from './log.ts'
 import { createMetrics } from './metrics.ts'
 import { createAcceptor } from './ingest/accept.ts'
 import { createAcceptBatcher } from './queue/accept-batch.ts'
-import { LANE_TTL_MS, createEnqueuer } from './queue/enqueue.ts'
+import { createEnqueuer } from './queue/enqueue.ts'
 import { createEventLog } from './queue/event-log.ts'
 import { spreadPrefix } from './queue/names.ts'
 import { createQueues } from './queue/queues.ts'
@@ -47,7 +47,7 @@ export async function buildApi(config: Config, redisConfig: ConnectedRedisConfig
   }
   const eventLog = createEventLog({ redis: commands, prefix: config.queue.prefix, maxLen: config.workers.eventLogMaxLen, bodiesKept: config.workers.eventBodiesKept, log })
   const budgetMs = config.spool.redisBudgetMs
-  const batcher = createAcceptBatcher({ redis: commands, budgetMs, laneTtlMs: LANE_TTL_MS, metrics })
+  const batcher = createAcceptBatcher({ redis: commands, budgetMs, metrics })
   const enqueuer = createEnqueuer({ config: config.queue, commands, queues, batcher, eventLog, log, metrics })
   const breaker = createRedisBreaker({ redis: commands, budgetMs, log })
   // A job is added by the call that takes its lock (commands), or by its queue when delayed (producer).

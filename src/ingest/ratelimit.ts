@@ -175,6 +175,13 @@ interface TakeOptions {
 
 type TakeToken = (numberOfKeys: number) => (...keysAndArgs: (string | number | Buffer)[]) => Promise<[number, number, number?]>
 
+/** What a take answered: the bucket's two numbers and, when the lock was asked for, whether it is this request's. */
+type BucketAnswer = { consumed: number; msBeforeNext: number; locked?: boolean; queued?: boolean }
+
+function bucketAnswer([consumed, msBeforeNext, locked]: [number, number, number?]): BucketAnswer {
+  return { consumed, msBeforeNext, locked: locked === undefined ? undefined : locked === 1 }
+}
+
 const REDIS_UNUSABLE = new Error('Redis is down, or too slow (its breaker is open)')
 const TOO_SLOW = new Error('Redis did not answer within REDIS_ENQUEUE_BUDGET_MS')
 
@@ -215,13 +222,12 @@ class RedisTokenBucket extends RateLimiterRedis {
     const lock = options?.lock
     const bucketArgs = [take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs]
     const { takeToken, batcher } = this.scripts
-    let call: Promise<[number, number, number?, boolean?]>
-    if (!lock) call = takeToken(1)(key, ...bucketArgs)
-    else if (lock.add) {
-      call = batcher.accept({ lock, add: lock.add, bucket: { key, args: bucketArgs } }).then((a) => [a.consumed, a.msBeforeNext, a.locked ? 1 : 0, a.queued])
-    } else {
+    let call: Promise<BucketAnswer>
+    if (!lock) call = takeToken(1)(key, ...bucketArgs).then(bucketAnswer)
+    else if (lock.add) call = batcher.accept({ lock, add: lock.add, bucket: { key, args: bucketArgs } })
+    else {
       const keys = [key, lock.key, lock.jobKey, ...lock.lanes]
-      call = takeToken(keys.length)(...keys, ...bucketArgs, lock.ttlMs, lock.owner, lock.jobId, LANE_TTL_MS)
+      call = takeToken(keys.length)(...keys, ...bucketArgs, lock.ttlMs, lock.owner, lock.jobId, LANE_TTL_MS).then(bucketAnswer)
     }
     // Past the budget the request goes on without Redis (this bucket in memory); a late answer changes nothing but
     // may leave the lock taken for this request's owner (and its job queued), which its enqueue or its spooled replay
@@ -234,9 +240,9 @@ class RedisTokenBucket extends RateLimiterRedis {
     }
     this.breaker.succeeded()
     this.redisState.up()
-    const [consumed, msBeforeNext, locked, queued] = answer
+    const { consumed, msBeforeNext, locked, queued } = answer
     if (lock && locked !== undefined) {
-      lock.locked = locked === 1
+      lock.locked = locked
       lock.queued = queued === true
     }
     return [consumed, msBeforeNext]

@@ -4,7 +4,7 @@ import type { Metrics } from '../metrics.ts'
 import { atMost, defineScript } from '../redis/connections.ts'
 import { BULLMQ_ADD_FUNCTION, BULLMQ_ARGS, BULLMQ_KEYS, BULLMQ_KEYS_LUA, callWithJobAdd, jobAddOf, withJobAdd, type JobAdd } from './bullmq-add.ts'
 import dedupeLockScript from './dedupe-lock.lua' with { type: 'text' }
-import type { DedupeLock } from './enqueue.ts'
+import { LANE_TTL_MS, type DedupeLock } from './enqueue.ts'
 import { JOB, newBatchJobId } from './names.ts'
 import type { ShardQueues } from './queues.ts'
 
@@ -114,8 +114,8 @@ interface Waiting {
  * `always`, during its fsync), so each event costs a fraction of a job's scripts, round trips and fsyncs, and the wait
  * is never longer than one call.
  */
-export function createAcceptBatcher(deps: { redis: Redis; budgetMs: number; laneTtlMs: number; metrics: Metrics }): AcceptBatcher {
-  const { redis, budgetMs, laneTtlMs, metrics } = deps
+export function createAcceptBatcher(deps: { redis: Redis; budgetMs: number; metrics: Metrics }): AcceptBatcher {
+  const { redis, budgetMs, metrics } = deps
   const lockAndAdd = defineScript(redis, lockAndAddScript)
   const takeTokenAndAdd = defineScript(redis, takeTokenAndAddScript)
   const batch = defineScript(redis, batchScript)
@@ -123,7 +123,7 @@ export function createAcceptBatcher(deps: { redis: Redis; budgetMs: number; lane
 
   async function alone({ lock, add, bucket }: AcceptCall): Promise<AcceptAnswer> {
     const { key, jobKey, lanes } = lock
-    const lockArgs = [lock.ttlMs, lock.owner, lock.jobId, laneTtlMs]
+    const lockArgs = [lock.ttlMs, lock.owner, lock.jobId, LANE_TTL_MS]
     if (!bucket) {
       const answer = await callWithJobAdd(lockAndAdd, add, [key, jobKey, ...lanes], lockArgs)
       const queued = typeof answer === 'string'
@@ -138,7 +138,7 @@ export function createAcceptBatcher(deps: { redis: Redis; budgetMs: number; lane
     const batchJobId = newBatchJobId()
     const add = jobAddOf(shard.webhook, JOB.chatwootEvents, { events: [] }, { jobId: batchJobId })
     const keys = [...add.keys]
-    const args: (string | number | Buffer)[] = [add.args[0]!, '', add.args[2]!, batchJobId, laneTtlMs]
+    const args: (string | number | Buffer)[] = [add.args[0]!, '', add.args[2]!, batchJobId, LANE_TTL_MS]
     for (const { lock, add, bucket } of calls) {
       if (bucket) keys.push(bucket.key)
       keys.push(lock.key, lock.jobKey, ...lock.lanes)
