@@ -146,7 +146,7 @@ export function createDeliverer(deps: {
     const now = Date.now()
     // Marker, log line and leaving the lane in the same tick: one round trip on the auto-pipelined connection.
     await Promise.all([
-      untilWritten(() => redis.set(marker, answerHoldsLane ? ANSWERING : DELIVERED, 'PX', dedupeWindowMs), config.workers.jobLockMs),
+      untilWritten(() => redis.set(marker, answerHoldsLane ? ANSWERING : DELIVERED, 'PX', dedupeWindowMs), dedupeWindowMs),
       eventLog.append(instanceId, {
         kind: 'delivered',
         jobId: id,
@@ -191,8 +191,11 @@ export function failedTryLine(
 }
 
 /**
- * Writes what must not be lost once the destination has the event (its delivered marker), trying again while Redis is
- * away, for up to `withinMs` (the job's lock): failing at once would have the job run again and deliver twice.
+ * Writes what must not be lost once the destination has the event (its delivered marker), trying again every 100 ms
+ * while Redis is away, for up to `withinMs` (the dedupe window, past which a run again would deliver anyway). Failing
+ * sooner would have the job run again and deliver twice: when Redis is away longer than the job's lock (a failover),
+ * the run again only comes once Redis is back and a stalled-job check has seen the lock gone, and this write goes
+ * within 100 ms of Redis being back, before that run's claim.
  */
 async function untilWritten(write: () => Promise<unknown>, withinMs: number): Promise<void> {
   const deadline = Date.now() + withinMs

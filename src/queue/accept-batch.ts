@@ -48,8 +48,9 @@ const takeTokenAndAddScript = withJobAdd(tokenBucketScript, 'if result[3] == 1 a
 
 /**
  * Several events in one call: for each, the token (token-bucket.lua on its bucket alone), then the lock with its lanes
- * (dedupe-lock.lua); the events whose lock is new and whose token is not shaped go into one job. A shaped event is
- * locked with its own id in its lanes: its caller queues it as a delayed job of its own.
+ * (dedupe-lock.lua); the events whose lock is new and whose token is not shaped go into one job, and their locks then
+ * hold the batch job's id instead of their request's owner. A shaped event is locked with its own id in its lanes:
+ * its caller queues it as a delayed job of its own.
  *
  * KEYS: the batch job's BullMQ keys, then per event: its bucket (when it has one), lock, job key, lanes.
  * ARGV: the batch job's add (its data, the second, is built here from the events'), batch job id, lanes' lifetime,
@@ -90,6 +91,9 @@ while a <= #ARGV do
     if answer[3] == 1 and not shaped then
       events[#events + 1] = data
       answer[4] = 1
+      -- Owned by the batch from now on: a retry of this request (its spooled copy, same owner) finds the event queued,
+      -- as it would find a job of its own, and releasing the lock after a late answer leaves it be.
+      redis.call('SET', lockKeys[1], batchJobId, 'XX', 'KEEPTTL')
     end
   end
   answers[#answers + 1] = answer
