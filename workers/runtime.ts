@@ -29,6 +29,9 @@ import { createWebhookProcessor } from './webhook.ts'
  */
 const LOCAL_TURN_WAIT_MS = 1000
 
+/** How many times a job whose lock was lost (its worker died, stalled, or lost Redis) is run again before it fails. */
+const MAX_STALLED_RUNS = 5
+
 /** The most each closing step past the active jobs may take (Redis may be gone). */
 const CLOSE_STEP_MS = 2000
 
@@ -70,6 +73,10 @@ export function startWorkers(config: Config, redisConfig: ConnectedRedisConfig, 
       drainDelay: 1,
       lockDuration: jobLockMs,
       stalledInterval: jobLockMs,
+      // BullMQ fails a job for good once it has stalled more than this: a webhook job (a batch of events, above all)
+      // that lost its lock twice in one Redis failover would take its events with it. Running one again is safe (each
+      // delivery's claim and marker, each post's marker), so it may stall a few times before it counts as a poison.
+      maxStalledCount: MAX_STALLED_RUNS,
     })
     // While Redis is away the connection's own log says so once; its workers would say it on every retry.
     worker.on('error', (error) => connection.status === 'ready' && log.error({ queue, err: error.message }, 'worker error'))
