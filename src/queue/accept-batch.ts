@@ -5,7 +5,7 @@ import { atMost, defineScript } from '../redis/connections.ts'
 import { BULLMQ_ADD_FUNCTION, BULLMQ_ARGS, BULLMQ_KEYS, BULLMQ_KEYS_LUA, callWithJobAdd, jobAddOf, withJobAdd, type JobAdd } from './bullmq-add.ts'
 import dedupeLockScript from './dedupe-lock.lua' with { type: 'text' }
 import { LANE_TTL_MS, type DedupeLock } from './enqueue.ts'
-import { JOB, newBatchJobId } from './names.ts'
+import { JOB, laneEntry, newBatchJobId } from './names.ts'
 import type { ShardQueues } from './queues.ts'
 
 /** One event to accept: its lock (and lanes), its own job, and its instance's token when the bucket shares the slot. */
@@ -37,7 +37,7 @@ export interface AcceptBatcher {
 }
 
 /** The most events one call carries (one job's data): a few hundred KB of bodies at most. */
-export const MAX_BATCH_EVENTS = 64
+const MAX_BATCH_EVENTS = 64
 
 const TOO_LATE = new Error('gave up before Redis was asked')
 
@@ -54,8 +54,9 @@ const takeTokenAndAddScript = withJobAdd(tokenBucketScript, 'if result[3] == 1 a
  *
  * KEYS: the batch job's BullMQ keys, then per event: its bucket (when it has one), lock, job key, lanes.
  * ARGV: the batch job's add (its data, the second, is built here from the events'), batch job id, lanes' lifetime,
- *       then per event: bucket argument count (0 or 5), those, lock lifetime, owner, id, lane count, job data (JSON
- *       with its id). Returns per event { consumed, msBeforeNext, locked, queued }.
+ *       then per event: bucket argument count (0 or 5), those, lock lifetime, owner, id, its lane entry in the batch
+ *       (laneEntry), lane count, job data (JSON with its id). Returns per event { consumed, msBeforeNext, locked,
+ *       queued }.
  */
 const batchScript = `
 ${BULLMQ_ADD_FUNCTION}
@@ -72,8 +73,8 @@ while a <= #ARGV do
   local bucketArgs = {}
   for i = 1, tonumber(ARGV[a]) do bucketArgs[i] = ARGV[a + i] end
   a = a + 1 + #bucketArgs
-  local ttl, owner, id, laneCount, data = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), ARGV[a + 4]
-  a = a + 5
+  local ttl, owner, id, entry, laneCount, data = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4]), ARGV[a + 5]
+  a = a + 6
   local answer = { 0, 0, 0, 0 }
   local refused = false
   if #bucketArgs > 0 then
@@ -87,7 +88,7 @@ while a <= #ARGV do
   k = k + laneCount + 2
   if not refused then
     local shaped = answer[2] > 0
-    answer[3] = takeLock(lockKeys, { ttl, owner, shaped and id or (id .. '@' .. batchJobId), laneTtl })
+    answer[3] = takeLock(lockKeys, { ttl, owner, shaped and id or entry, laneTtl })
     if answer[3] == 1 and not shaped then
       events[#events + 1] = data
       answer[4] = 1
@@ -148,7 +149,7 @@ export function createAcceptBatcher(deps: { redis: Redis; budgetMs: number; metr
       keys.push(lock.key, lock.jobKey, ...lock.lanes)
       // The event's job data as its own job would carry it (BullMQ's JSON), with its id first.
       const data = `{"id":${JSON.stringify(lock.jobId)},${(add.args[1] as string).slice(1)}`
-      args.push(bucket?.args.length ?? 0, ...(bucket?.args ?? []), lock.ttlMs, lock.owner, lock.jobId, lock.lanes.length, data)
+      args.push(bucket?.args.length ?? 0, ...(bucket?.args ?? []), lock.ttlMs, lock.owner, lock.jobId, laneEntry(lock.jobId, batchJobId), lock.lanes.length, data)
     }
     const answers = (await batch(keys.length)(...keys, ...args)) as [number, number, number, number][]
     return answers.map(([consumed, msBeforeNext, locked, queued]) => ({ consumed, msBeforeNext, locked: locked === 1, queued: queued === 1 }))
