@@ -8,6 +8,7 @@ import { createOutageReporter, type Log, type OutageReporter } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import type { RedisBreaker } from '../redis/breaker.ts'
 import { atMost, defineScript } from '../redis/connections.ts'
+import { groupCommit } from '../redis/group-commit.ts'
 import type { AcceptBatcher } from '../queue/accept-batch.ts'
 import { LANE_TTL_MS, type DedupeLock } from '../queue/enqueue.ts'
 import { spreadPrefix } from '../queue/names.ts'
@@ -67,13 +68,26 @@ export function createLimiter(deps: Deps): Limiter {
   const { redis } = deps
   // token-bucket.lua with its keys: 1 (the bucket), or 3 (with the dedupe lock's keys) plus the lanes.
   const takeToken = defineScript(redis, tokenBucketScript) as TakeToken
+  const takeEach = defineScript(redis, takeEachScript)
+  // Takes of one bucket (with the same parameters) that arrive while another is out go together, in one call: with
+  // several queue shards, an instance's token is not taken with its event's lock, and this is a script per webhook.
+  const takeTogether = groupCommit<string, BucketTake, BucketAnswer>({
+    budgetMs: deps.budgetMs,
+    max: MAX_TAKES_PER_CALL,
+    async send(_bucket, takes) {
+      const { key, args } = takes[0]!
+      if (takes.length === 1) return [bucketAnswer(await takeToken(1)(key, ...args))]
+      return ((await takeEach(1)(key, ...args, takes.length)) as [number, number][]).map(bucketAnswer)
+    },
+  })
+  const takeTokens = (take: BucketTake) => takeTogether(`${take.key} ${take.args.join(' ')}`, take)
   const redisState = createOutageReporter(log, {}, {
     down: 'rate limiter: Redis unavailable; limiting per process in memory until it is back',
     up: 'rate limiter: Redis is back; limits are fleet-wide again',
   })
   const bucket = (keyPrefix: string, params: BucketParams) => ({
     params,
-    limiter: new RedisTokenBucket(redis, { takeToken, batcher: deps.batcher }, params, keyPrefix, redisState, deps.breaker, deps.budgetMs),
+    limiter: new RedisTokenBucket(redis, { takeToken, takeTokens, batcher: deps.batcher }, params, keyPrefix, redisState, deps.breaker, deps.budgetMs),
   })
 
   const ipBuckets = {
@@ -175,6 +189,25 @@ interface TakeOptions {
 
 type TakeToken = (numberOfKeys: number) => (...keysAndArgs: (string | number | Buffer)[]) => Promise<[number, number, number?]>
 
+/** A take of a bucket alone: its key and token-bucket.lua's five arguments (take, capacity, rate, ceiling, longest shaping delay). */
+interface BucketTake {
+  key: string
+  args: number[]
+}
+
+/** The most takes of one bucket a call carries. */
+const MAX_TAKES_PER_CALL = 64
+
+/** token-bucket.lua on one bucket, ARGV[6] times: the takes that waited for a call, in the order they came. */
+const takeEachScript = `
+local function takeToken(KEYS, ARGV)
+${tokenBucketScript}
+end
+local answers = {}
+for i = 1, tonumber(ARGV[6]) do answers[i] = takeToken(KEYS, ARGV) end
+return answers
+`
+
 /** What a take answered: the bucket's two numbers and, when the lock was asked for, whether it is this request's. */
 type BucketAnswer = { consumed: number; msBeforeNext: number; locked?: boolean; queued?: boolean }
 
@@ -195,7 +228,7 @@ const TOO_SLOW = new Error('Redis did not answer within REDIS_ENQUEUE_BUDGET_MS'
 class RedisTokenBucket extends RateLimiterRedis {
   constructor(
     redis: Redis,
-    private readonly scripts: { takeToken: TakeToken; batcher: AcceptBatcher },
+    private readonly scripts: { takeToken: TakeToken; takeTokens: (take: BucketTake) => Promise<BucketAnswer>; batcher: AcceptBatcher },
     readonly params: BucketParams,
     keyPrefix: string,
     private readonly redisState: OutageReporter,
@@ -221,9 +254,9 @@ class RedisTokenBucket extends RateLimiterRedis {
     const { capacity, ratePerSecond, ceilingPerSecond, maxDelayMs } = this.params
     const lock = options?.lock
     const bucketArgs = [take, capacity, ratePerSecond, ceilingPerSecond, maxDelayMs]
-    const { takeToken, batcher } = this.scripts
+    const { takeToken, takeTokens, batcher } = this.scripts
     let call: Promise<BucketAnswer>
-    if (!lock) call = takeToken(1)(key, ...bucketArgs).then(bucketAnswer)
+    if (!lock) call = takeTokens({ key, args: bucketArgs })
     else if (lock.add) call = batcher.accept({ lock, add: lock.add, bucket: { key, args: bucketArgs } })
     else {
       const keys = [key, lock.key, lock.jobKey, ...lock.lanes]

@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis'
 import tokenBucketScript from '../ingest/token-bucket.lua' with { type: 'text' }
 import type { Metrics } from '../metrics.ts'
-import { atMost, defineScript } from '../redis/connections.ts'
+import { defineScript } from '../redis/connections.ts'
+import { groupCommit } from '../redis/group-commit.ts'
 import { BULLMQ_ADD_FUNCTION, BULLMQ_ARGS, BULLMQ_KEYS, BULLMQ_KEYS_LUA, callWithJobAdd, jobAddOf, withJobAdd, type JobAdd } from './bullmq-add.ts'
 import dedupeLockScript from './dedupe-lock.lua' with { type: 'text' }
 import { LANE_TTL_MS, type DedupeLock } from './enqueue.ts'
@@ -38,8 +39,6 @@ export interface AcceptBatcher {
 
 /** The most events one call carries (one job's data): a few hundred KB of bodies at most. */
 const MAX_BATCH_EVENTS = 64
-
-const TOO_LATE = new Error('gave up before Redis was asked')
 
 /** dedupe-lock.lua, then the event's job in the same call when the lock is taken: the job's id, or 0. */
 const lockAndAddScript = withJobAdd(dedupeLockScript, 'if result == 1 then return addJob() end\nreturn result')
@@ -105,26 +104,16 @@ end
 return answers
 `
 
-interface Waiting {
-  call: AcceptCall
-  since: number
-  resolve(answer: AcceptAnswer): void
-  reject(error: Error): void
-}
-
 /**
- * Group commit of accepted events, per queue shard: while a call to Redis is out, the events that arrive wait for it
- * and then go together, in one call and one job. Alone (the normal case below a few hundred events/s) an event goes at
- * once, as its own job with its own id; under load, a call carries what arrived during the one before (with AOF
- * `always`, during its fsync), so each event costs a fraction of a job's scripts, round trips and fsyncs, and the wait
- * is never longer than one call.
+ * Group commit of accepted events, per queue shard (src/redis/group-commit.ts): an event that goes alone (the normal
+ * case below a few hundred events/s) is queued as its own job with its own id; events that waited for a call go
+ * together, in one call and one job.
  */
 export function createAcceptBatcher(deps: { redis: Redis; budgetMs: number; metrics: Metrics }): AcceptBatcher {
   const { redis, budgetMs, metrics } = deps
   const lockAndAdd = defineScript(redis, lockAndAddScript)
   const takeTokenAndAdd = defineScript(redis, takeTokenAndAddScript)
   const batch = defineScript(redis, batchScript)
-  const shards = new Map<ShardQueues, { waiting: Waiting[]; busy: boolean }>()
 
   async function alone({ lock, add, bucket }: AcceptCall): Promise<AcceptAnswer> {
     const { key, jobKey, lanes } = lock
@@ -155,37 +144,13 @@ export function createAcceptBatcher(deps: { redis: Redis; budgetMs: number; metr
     return answers.map(([consumed, msBeforeNext, locked, queued]) => ({ consumed, msBeforeNext, locked: locked === 1, queued: queued === 1 }))
   }
 
-  async function drain(shard: ShardQueues, state: { waiting: Waiting[]; busy: boolean }): Promise<void> {
-    state.busy = true
-    while (state.waiting.length > 0) {
-      const now = performance.now()
-      const going: Waiting[] = []
-      for (const one of state.waiting.splice(0, MAX_BATCH_EVENTS)) {
-        if (now - one.since < budgetMs) going.push(one)
-        else one.reject(TOO_LATE)
-      }
-      if (going.length === 0) continue
-      metrics.acceptCalls.observe(going.length)
-      const sent =
-        going.length === 1
-          ? alone(going[0]!.call).then((answer) => going[0]!.resolve(answer))
-          : together(shard, going.map((one) => one.call)).then((answers) => going.forEach((one, i) => one.resolve(answers[i]!)))
-      // A call that hangs holds the next ones back no longer than the budget its requests wait.
-      await atMost(budgetMs, sent.catch((error: Error) => going.forEach((one) => one.reject(error))))
-    }
-    state.busy = false
-  }
-
-  return {
-    accept(call) {
-      const { shard } = call.lock
-      let state = shards.get(shard)
-      if (!state) shards.set(shard, (state = { waiting: [], busy: false }))
-      const queued = state
-      return new Promise((resolve, reject) => {
-        queued.waiting.push({ call, since: performance.now(), resolve, reject })
-        if (!queued.busy) void drain(shard, queued)
-      })
+  const acceptTogether = groupCommit<ShardQueues, AcceptCall, AcceptAnswer>({
+    budgetMs,
+    max: MAX_BATCH_EVENTS,
+    async send(shard, calls) {
+      metrics.acceptCalls.observe(calls.length)
+      return calls.length === 1 ? [await alone(calls[0]!)] : together(shard, calls)
     },
-  }
+  })
+  return { accept: (call) => acceptTogether(call.lock.shard, call) }
 }

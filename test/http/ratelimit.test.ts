@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
+import { Redis } from 'ioredis'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { ACME_TOKEN, GLOBEX_TOKEN, testApp, testInstances, everyEventRoutes } from '../helpers/deps.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
@@ -49,6 +50,23 @@ describe('per client IP, for everything but authenticated webhooks', () => {
     expect(Number(refused.headers.get('ratelimit-reset'))).toBeGreaterThanOrEqual(1)
     expect(await queue.count()).toBe(before)
     expect((await metrics.rateLimited.get()).values).toContainEqual(expect.objectContaining({ labels: { class: 'ip_webhook', instance: '' }, value: 2 }))
+  })
+
+  test('requests that come together take their tokens in fewer calls to Redis, each answered as if it came alone', async () => {
+    const { base } = await gateway({ RATE_LIMIT_IP_BURST: '5', RATE_LIMIT_IP_PER_SECOND: '0.1' })
+    const client = new Redis(redis.url)
+    const scriptCalls = async () => {
+      const stats = await client.info('commandstats')
+      return [...stats.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)].reduce((sum, match) => sum + Number(match[1]), 0)
+    }
+    const before = await scriptCalls()
+    const answers = await statuses(Array.from({ length: 12 }, () => post(base, { token: 'guessed-token-0123456789' })))
+    const calls = (await scriptCalls()) - before
+    client.disconnect()
+    expect(answers.filter((status) => status === 401)).toHaveLength(5)
+    expect(answers.filter((status) => status === 429)).toHaveLength(7)
+    expect(calls).toBeGreaterThan(0)
+    expect(calls).toBeLessThan(12)
   })
 
   test('does not throttle the authenticated deliveries of a Chatwoot sharing that IP', async () => {
@@ -140,6 +158,15 @@ describe('per instance', () => {
     }
     expect((await metrics.rateLimited.get()).values).toEqual([expect.objectContaining({ labels: { class: 'instance', instance: 'noisy' }, value: 1 })])
     expect((await metrics.shaped.get()).values).toEqual([expect.objectContaining({ labels: { instance: 'noisy' }, value: 3 })])
+  })
+
+  test('with several queue shards (the token taken apart from the lock), events that come together are shaped and refused as if they came one by one', async () => {
+    const { base } = await gateway({ RATE_LIMIT_SHAPE_MAX_DELAY_MS: '60000', REDIS_QUEUE_SHARDS: '2' }, instances)
+    const noisy = await Promise.all(Array.from({ length: 6 }, () => post(base, { instance: 'noisy' })))
+    expect(noisy.map((r) => r.status).sort()).toEqual([202, 202, 202, 202, 202, 429])
+    const accepted = (await Promise.all(noisy.filter((r) => r.status === 202).map((r) => r.json()))) as { status: string; shaped?: boolean }[]
+    expect(accepted.filter((b) => b.shaped).length).toBe(3)
+    expect(accepted.every((b) => b.status === 'queued')).toBe(true)
   })
 
   test('with policy reject, over the rate is 429 at once, and a refused event leaves no dedupe lock behind', async () => {
