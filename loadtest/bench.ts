@@ -286,7 +286,7 @@ async function onCluster() {
  * what shows scale-out is each master's share of the work, not events/s.
  */
 async function pipelineOnCluster(): Promise<PipelineResult[]> {
-  const { baseline: _, aof: __, ...common } = settings.pipeline
+  const { baseline, aof: _, ...common } = settings.pipeline
   const label = `API_PROCESSES=${common.apiProcesses}, WORKER_PROCESSES=${common.workerProcesses}`
   const measured: PipelineResult[] = []
   const single = await startRedis({ aof: 'always' })
@@ -295,14 +295,16 @@ async function pipelineOnCluster(): Promise<PipelineResult[]> {
   } finally {
     await single.stop()
   }
-  const cluster = await startCluster()
-  try {
-    const masterUrls = cluster.ports.map((port) => `redis://127.0.0.1:${port}`)
-    measured.push(
-      await measurePipeline({ redisUrl: masterUrls[0]!, cluster: { env: cluster.env, masterUrls }, work, ...common, root: ROOT, label: `${label}, Redis Cluster (3 masters)`, ordered: true, log }),
-    )
-  } finally {
-    await cluster.stop()
+  // With --pipeline-baseline, that checkout on a cluster of its own too, in the same run.
+  const onCluster = [{ root: ROOT, label: `${label}, Redis Cluster (3 masters)` }, ...(baseline ? [{ root: baseline, label: `${label}, Redis Cluster (3 masters), baseline ${baseline}` }] : [])]
+  for (const run of onCluster) {
+    const cluster = await startCluster()
+    try {
+      const masterUrls = cluster.ports.map((port) => `redis://127.0.0.1:${port}`)
+      measured.push(await measurePipeline({ redisUrl: masterUrls[0]!, cluster: { env: cluster.env, masterUrls }, work, ...common, ...run, ordered: true, log }))
+    } finally {
+      await cluster.stop()
+    }
   }
   return measured
 }
@@ -467,12 +469,12 @@ function report() {
       '',
       `## Pipeline on one Redis and on a 3-master Redis Cluster (${settings.pipeline.seconds} s per rate, AOF fsync always on every node)`,
       '',
-      '| Redis | rate/s | delivered/s | receive→deliver p50 / p99 ms | lost / dup | Redis CPU µs/event, all nodes | per node | round trips/event, all nodes | per node |',
-      '|---|---|---|---|---|---|---|---|---|',
+      '| Redis | rate/s | delivered/s | receive→deliver p50 / p99 ms | lost / dup | Redis CPU µs/event, all nodes | per node | scripts/event | round trips/event, all nodes | per node |',
+      '|---|---|---|---|---|---|---|---|---|---|',
       ...results.clusterPipeline.flatMap((p) =>
         p.rows.map(
           (r) =>
-            `| ${p.label.split(', ').at(-1)} | ${r.rate} | ${Math.round(r.delivered / r.seconds)} | ${r.deliver.p50} / ${r.deliver.p99} | ${r.lost} / ${r.duplicated} | ${r.redis.cpuUsecPerEvent} | ${r.redisCpuUsecPerNode.join(', ')} | ${r.redis.readsPerEvent} | ${r.redisRoundTripsPerNode.join(', ')} |`,
+            `| ${p.label.split(', ').slice(2).join(', ')} | ${r.rate} | ${Math.round(r.delivered / r.seconds)} | ${r.deliver.p50} / ${r.deliver.p99} | ${r.lost} / ${r.duplicated} | ${r.redis.cpuUsecPerEvent} | ${r.redisCpuUsecPerNode.join(', ')} | ${r.redis.scriptsPerEvent} | ${r.redis.readsPerEvent} | ${r.redisRoundTripsPerNode.join(', ')} |`,
         ),
       ),
     )
