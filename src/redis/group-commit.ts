@@ -37,10 +37,9 @@ export function groupCommit<G, C, A>(options: {
         else one.reject(TOO_LATE)
       }
       if (going.length === 0) continue
-      const sent = send(
-        group,
-        going.map((one) => one.call),
-      ).then(
+      const calls = going.map((one) => one.call)
+      // A send that throws rejects its calls like one that fails: the group carries on.
+      const sent = (async () => send(group, calls))().then(
         (answers) => going.forEach((one, i) => one.resolve(answers[i]!)),
         (error: Error) => going.forEach((one) => one.reject(error)),
       )
