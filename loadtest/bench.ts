@@ -14,7 +14,9 @@
  *            then the queue alone at the same rates (one BullMQ job per event, a no-op worker): what it costs Redis
  *            by itself, to set hookgate's cost per event against.
  *   metrics  (not by default) peak req/s of one API process with METRICS_ENABLED on and off.
- *   cluster  (not by default) peak req/s of one API process on the single Redis and on a 3-master Redis Cluster.
+ *   cluster  (not by default) peak req/s of one API process on the single Redis and on a 3-master Redis Cluster; then
+ *            the pipeline on each, with each master's Redis CPU per event (per --cluster-shards count, and with
+ *            --pipeline-baseline that checkout too).
  *
  * Writes bench/results/<time>.json, .md (the tables) and -rate.svg (the chart). Needs redis-server, wrk and node.
  *
@@ -22,7 +24,7 @@
  *                 [--events 20000] [--worker-processes 1] [--concurrency N] [--destination-ms 0]
  *                 [--pipeline-rates 500,1000,2000,3000] [--pipeline-seconds 10] [--pipeline-api-processes 1]
  *                 [--pipeline-worker-processes 1] [--pipeline-aof always|no] [--pipeline-mix messages|chatwoot]
- *                 [--conversations 200] [--scenarios peak,rate,workers,pipeline]
+ *                 [--conversations 200] [--cluster-shards 6] [--scenarios peak,rate,workers,pipeline]
  */
 import { Cluster, Redis } from 'ioredis'
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
@@ -66,6 +68,7 @@ const { values: args } = parseArgs({
     'pipeline-mix': { type: 'string', default: 'messages' },
     'pipeline-baseline': { type: 'string' },
     'pipeline-aof': { type: 'string', default: 'always' },
+    'cluster-shards': { type: 'string' },
     scenarios: { type: 'string', default: 'peak,rate,workers,pipeline' },
     out: { type: 'string', default: 'bench/results' },
   },
@@ -96,6 +99,8 @@ const settings = {
     /** The pipeline's Redis: `always` as the embedded one runs (every write fsynced before it is answered), or `no`. */
     aof: args['pipeline-aof'] as 'always' | 'no',
   },
+  /** REDIS_QUEUE_SHARDS of each cluster pipeline run (one run per count); unset: the gateway's default. */
+  clusterShards: args['cluster-shards']?.split(',').map(Number) ?? [undefined],
   scenarios: new Set(args.scenarios!.split(',')),
 }
 
@@ -295,13 +300,17 @@ async function pipelineOnCluster(): Promise<PipelineResult[]> {
   } finally {
     await single.stop()
   }
-  // With --pipeline-baseline, that checkout on a cluster of its own too, in the same run.
-  const onCluster = [{ root: ROOT, label: `${label}, Redis Cluster (3 masters)` }, ...(baseline ? [{ root: baseline, label: `${label}, Redis Cluster (3 masters), baseline ${baseline}` }] : [])]
-  for (const run of onCluster) {
+  // Each --cluster-shards count, and with --pipeline-baseline that checkout, on a cluster of its own, in the same run.
+  const onCluster = settings.clusterShards.flatMap((shards) => {
+    const named = `${label}, Redis Cluster (3 masters)${shards ? `, ${shards} shards` : ''}`
+    return [{ root: ROOT, label: named, shards }, ...(baseline ? [{ root: baseline, label: `${named}, baseline ${baseline}`, shards }] : [])]
+  })
+  for (const { shards, ...run } of onCluster) {
     const cluster = await startCluster()
     try {
       const masterUrls = cluster.ports.map((port) => `redis://127.0.0.1:${port}`)
-      measured.push(await measurePipeline({ redisUrl: masterUrls[0]!, cluster: { env: cluster.env, masterUrls }, work, ...common, ...run, ordered: true, log }))
+      const env = { ...cluster.env, ...(shards && { REDIS_QUEUE_SHARDS: String(shards) }) }
+      measured.push(await measurePipeline({ redisUrl: masterUrls[0]!, cluster: { env, masterUrls }, work, ...common, ...run, ordered: true, log }))
     } finally {
       await cluster.stop()
     }
