@@ -61,7 +61,7 @@ export function createWebhookProcessor(deps: WebhookDeps) {
    * their markers and job ids keep a second run from sending them again.
    */
   return async function processWebhook(job: Job<WebhookJobData | WebhookBatchData>): Promise<Routed | { events: Record<string, number[]> }> {
-    if (!('events' in job.data)) return processEvent(job.id!, job.data, job.id!)
+    if (!('events' in job.data)) return processEvent(job.id!, job.data, laneEntry(job.id!))
     const batchJobId = job.id!
     const { events } = job.data
     const outcomes = await Promise.allSettled(events.map(({ id, ...event }) => processEvent(id, event, laneEntry(id, batchJobId))))

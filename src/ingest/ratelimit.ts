@@ -66,7 +66,7 @@ export function createLimiter(deps: Deps): Limiter {
   const spread = `${spreadPrefix(deps.keyPrefix)}:rl`
   const tagged = `${deps.keyPrefix}:rl`
   const { redis } = deps
-  // token-bucket.lua with its keys: 1 (the bucket), or 3 (with the dedupe lock's keys) plus the lanes.
+  // token-bucket.lua with the bucket, the dedupe lock's keys and the lanes (a lock asked for without its job).
   const takeToken = defineScript(redis, tokenBucketScript) as TakeToken
   const takeEach = defineScript(redis, takeEachScript)
   // Takes of one bucket (with the same parameters) that arrive while another is out go together, in one call: with
@@ -76,7 +76,6 @@ export function createLimiter(deps: Deps): Limiter {
     max: MAX_TAKES_PER_CALL,
     async send(_bucket, takes) {
       const { key, args } = takes[0]!
-      if (takes.length === 1) return [bucketAnswer(await takeToken(1)(key, ...args))]
       return ((await takeEach(1)(key, ...args, takes.length)) as [number, number][]).map(bucketAnswer)
     },
   })
@@ -198,7 +197,7 @@ interface BucketTake {
 /** The most takes of one bucket a call carries. */
 const MAX_TAKES_PER_CALL = 64
 
-/** token-bucket.lua on one bucket, ARGV[6] times: the takes that waited for a call, in the order they came. */
+/** token-bucket.lua on one bucket, ARGV[6] times: a call's takes (one, or those that waited for it), in order. */
 const takeEachScript = `
 local function takeToken(KEYS, ARGV)
 ${tokenBucketScript}
