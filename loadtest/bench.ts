@@ -24,7 +24,11 @@
  *                 [--events 20000] [--worker-processes 1] [--concurrency N] [--destination-ms 0]
  *                 [--pipeline-rates 500,1000,2000,3000] [--pipeline-seconds 10] [--pipeline-api-processes 1]
  *                 [--pipeline-worker-processes 1] [--pipeline-aof always|no] [--pipeline-mix messages|chatwoot]
- *                 [--conversations 200] [--cluster-shards 6] [--scenarios peak,rate,workers,pipeline]
+ *                 [--conversations 200] [--cluster-shards 6] [--redis-cpus 1] [--scenarios peak,rate,workers,pipeline]
+ *
+ * --redis-cpus: the Redis processes of the pipeline, the queue alone and the cluster's pipeline run on these CPUs
+ * (taskset), everything else (the gateway, the sender, the destination) on the others: Redis's work without the
+ * gateway on its cores.
  */
 import { Cluster, Redis } from 'ioredis'
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
@@ -69,6 +73,7 @@ const { values: args } = parseArgs({
     'pipeline-baseline': { type: 'string' },
     'pipeline-aof': { type: 'string', default: 'always' },
     'cluster-shards': { type: 'string' },
+    'redis-cpus': { type: 'string' },
     scenarios: { type: 'string', default: 'peak,rate,workers,pipeline' },
     out: { type: 'string', default: 'bench/results' },
   },
@@ -101,10 +106,38 @@ const settings = {
   },
   /** REDIS_QUEUE_SHARDS of each cluster pipeline run (one run per count); unset: the gateway's default. */
   clusterShards: args['cluster-shards']?.split(',').map(Number) ?? [undefined],
+  /** CPUs (a taskset list, e.g. `1`) of the measured Redis processes; the rest of the run is kept off them. */
+  redisCpus: args['redis-cpus'],
   scenarios: new Set(args.scenarios!.split(',')),
 }
 
 const ROOT = join(import.meta.dir, '..')
+
+/** With --redis-cpus: this process (and so every process it starts) on the other CPUs. */
+if (settings.redisCpus) {
+  const redisCpus = cpuList(settings.redisCpus)
+  const others = Array.from({ length: availableParallelism() }, (_, cpu) => cpu).filter((cpu) => !redisCpus.includes(cpu))
+  if (others.length === 0) throw new Error(`--redis-cpus ${settings.redisCpus} leaves no CPU for the rest`)
+  taskset(others.join(','), process.pid)
+}
+
+/** A measured Redis process onto --redis-cpus (when given). */
+function pinRedis(pid: number): void {
+  if (settings.redisCpus) taskset(settings.redisCpus, pid)
+}
+
+function taskset(cpus: string, pid: number): void {
+  const pinned = Bun.spawnSync(['taskset', '--all-tasks', '--cpu-list', '--pid', cpus, String(pid)], { stdout: 'ignore', stderr: 'pipe' })
+  if (pinned.exitCode !== 0) throw new Error(`taskset ${cpus} ${pid} failed: ${pinned.stderr.toString()}`)
+}
+
+/** `1,3-5` → [1, 3, 4, 5]. */
+function cpuList(list: string): number[] {
+  return list.split(',').flatMap((part) => {
+    const [from, to = from] = part.split('-').map(Number)
+    return Array.from({ length: to! - from! + 1 }, (_, i) => from! + i)
+  })
+}
 const TOKEN = 'bench-token-0123456789abcdef'
 /** A message id the wrk script and the arrival-rate client replace with a fresh one per request. */
 const PLACEHOLDER_ID = 424242424242
@@ -295,6 +328,7 @@ async function pipelineOnCluster(): Promise<PipelineResult[]> {
   const label = `API_PROCESSES=${common.apiProcesses}, WORKER_PROCESSES=${common.workerProcesses}`
   const measured: PipelineResult[] = []
   const single = await startRedis({ aof: 'always' })
+  pinRedis(single.pid())
   try {
     measured.push(await measurePipeline({ redisUrl: single.url, work, ...common, root: ROOT, label: `${label}, single Redis`, ordered: true, log }))
   } finally {
@@ -307,6 +341,7 @@ async function pipelineOnCluster(): Promise<PipelineResult[]> {
   })
   for (const { shards, ...run } of onCluster) {
     const cluster = await startCluster()
+    cluster.pids().forEach(pinRedis)
     try {
       const masterUrls = cluster.ports.map((port) => `redis://127.0.0.1:${port}`)
       const env = { ...cluster.env, ...(shards && { REDIS_QUEUE_SHARDS: String(shards) }) }
@@ -370,6 +405,7 @@ async function pipeline(): Promise<PipelineResult[]> {
   const measured: PipelineResult[] = []
   for (const run of runs) {
     const pipelineRedis = await startRedis(aof === 'always' ? { aof } : {})
+    pinRedis(pipelineRedis.pid())
     try {
       measured.push(await measurePipeline({ redisUrl: pipelineRedis.url, work, ...common, ...run, log }))
     } finally {
@@ -382,6 +418,7 @@ async function pipeline(): Promise<PipelineResult[]> {
 /** BullMQ alone at the pipeline's rates, on a Redis run as the pipeline's: what one job per event costs by itself. */
 async function queueFloor(): Promise<QueueFloorRow[]> {
   const floorRedis = await startRedis(settings.pipeline.aof === 'always' ? { aof: 'always' } : {})
+  pinRedis(floorRedis.pid())
   try {
     const rows = await measureQueueFloor({ redisUrl: floorRedis.url, rates: settings.pipeline.rates, seconds: settings.pipeline.seconds, concurrency: 200 })
     for (const row of rows) log(`the queue alone ${row.rate}/s: Redis CPU ${row.redis.cpuUsecPerEvent} µs, ${row.redis.scriptsPerEvent} scripts, ${row.redis.commandsPerEvent} commands per job`)
@@ -436,7 +473,7 @@ function report() {
     `# hookgate benchmark, ${startedAt.toISOString()}`,
     '',
     `${availableParallelism()} CPUs, Bun ${Bun.version}, Node ${(Bun.spawnSync(['node', '--version']).stdout.toString() || '?').trim()}, one local redis-server; ` +
-      `load generator on the same machine. ${quick ? 'Quick run. ' : ''}Took ${Math.round((performance.now() - began) / 1000)} s.`,
+      `load generator on the same machine. ${settings.redisCpus ? `The measured Redis processes on CPU ${settings.redisCpus}, the rest on the others. ` : ''}${quick ? 'Quick run. ' : ''}Took ${Math.round((performance.now() - began) / 1000)} s.`,
   ]
   const peakTable = (rows: NonNullable<typeof results.peak>) => [
     '| target | req/s | p50 ms | p95 ms | p99 ms | max ms | non-2xx | accepted | events queued | lost |',

@@ -13,6 +13,7 @@ import type { AcceptBatcher } from '../queue/accept-batch.ts'
 import { LANE_TTL_MS, type DedupeLock } from '../queue/enqueue.ts'
 import { spreadPrefix } from '../queue/names.ts'
 import { MemoryTokenBucket, type BucketParams } from './memory-bucket.ts'
+import { TokenLeases } from './token-lease.ts'
 import tokenBucketScript from './token-bucket.lua' with { type: 'text' }
 
 /** Which bucket refused: per-IP ones by route class, or the instance's own. */
@@ -71,15 +72,29 @@ export function createLimiter(deps: Deps): Limiter {
   const takeEach = defineScript(redis, takeEachScript)
   // Takes of one bucket (with the same parameters) that arrive while another is out go together, in one call: with
   // several queue shards, an instance's token is not taken with its event's lock, and this is a script per webhook.
+  // A steady stream of them takes tokens ahead (token-lease.ts): a call per LEASE_MS rather than per webhook.
+  const leases = new TokenLeases()
   const takeTogether = groupCommit<string, BucketTake, BucketAnswer>({
     budgetMs: deps.budgetMs,
     max: MAX_TAKES_PER_CALL,
-    async send(_bucket, takes) {
+    async send(bucket, takes) {
       const { key, args } = takes[0]!
-      return ((await takeEach(1)(key, ...args, takes.length)) as [number, number][]).map(bucketAnswer)
+      const capacity = args[1]!
+      // Takes that waited for the call before may be answered by what it took ahead.
+      const answers: BucketAnswer[] = []
+      for (let leased; answers.length < takes.length && (leased = leases.spend(bucket, capacity)); ) answers.push(leased)
+      if (answers.length === takes.length) return answers
+      const [each, leased, left] = (await takeEach(1)(key, ...args, takes.length - answers.length, leases.wanted(bucket))) as TakeEachAnswer
+      leases.granted(bucket, leased, left)
+      return [...answers, ...each.map(bucketAnswer)]
     },
   })
-  const takeTokens = (take: BucketTake) => takeTogether(`${take.key} ${take.args.join(' ')}`, take)
+  const takeTokens = (take: BucketTake) => {
+    const bucket = `${take.key} ${take.args.join(' ')}`
+    leases.demanded(bucket)
+    const leased = leases.spend(bucket, take.args[1]!)
+    return leased ? Promise.resolve(leased) : takeTogether(bucket, take)
+  }
   const redisState = createOutageReporter(log, {}, {
     down: 'rate limiter: Redis unavailable; limiting per process in memory until it is back',
     up: 'rate limiter: Redis is back; limits are fleet-wide again',
@@ -197,15 +212,29 @@ interface BucketTake {
 /** The most takes of one bucket a call carries. */
 const MAX_TAKES_PER_CALL = 64
 
-/** token-bucket.lua on one bucket, ARGV[6] times: a call's takes (one, or those that waited for it), in order. */
+/**
+ * token-bucket.lua on one bucket, ARGV[6] times: a call's takes (one, or those that waited for it), in order. Then
+ * ARGV[7] tokens taken ahead (token-lease.ts), only if the bucket keeps half its capacity and of its ceiling after.
+ * Returns { answers, tokens taken ahead, whole tokens left }.
+ */
 const takeEachScript = `
 local function takeToken(KEYS, ARGV)
 ${tokenBucketScript}
 end
 local answers = {}
 for i = 1, tonumber(ARGV[6]) do answers[i] = takeToken(KEYS, ARGV) end
-return answers
+local tokens, ceiling = struct.unpack('ddd', redis.call('GET', KEYS[1]))
+local ahead = tonumber(ARGV[7])
+local ceilingCapacity = tonumber(ARGV[4])
+if ahead > 0 and tokens - ahead >= tonumber(ARGV[2]) / 2 and (ceilingCapacity == 0 or ceiling - ahead >= ceilingCapacity / 2) then
+  takeToken(KEYS, { ahead, ARGV[2], ARGV[3], ARGV[4], ARGV[5] })
+  tokens = tokens - ahead
+else
+  ahead = 0
+end
+return { answers, ahead, math.floor(tokens) }
 `
+type TakeEachAnswer = [[number, number][], number, number]
 
 /** What a take answered: the bucket's two numbers and, when the lock was asked for, whether it is this request's. */
 type BucketAnswer = { consumed: number; msBeforeNext: number; locked?: boolean; queued?: boolean }

@@ -101,6 +101,8 @@ export async function startCluster(options: { persistent?: boolean; replicas?: 0
   const onEachNode = <T>(work: (node: Redis) => Promise<T>): Promise<T[]> => onPorts([...children.keys()], work)
   return {
     ports,
+    /** The nodes' process ids. */
+    pids: () => [...children.values()].map((child) => child.pid),
     env: { REDIS_CLUSTER_NODES: ports.map((p) => `127.0.0.1:${p}`).join(',') },
     /** Keys each master holds (matching `pattern`, or all), in port order. */
     keysPerNode: (pattern?: string) => onEachNode(async (node) => (pattern ? (await node.keys(pattern)).length : node.dbsize())),
