@@ -31,6 +31,17 @@ function post(base: string, options: { instance?: string; token?: string; header
   })
 }
 
+/** Scripts the test's Redis has run so far (EVAL and EVALSHA calls). */
+async function scriptCalls(): Promise<number> {
+  const client = new Redis(redis.url)
+  try {
+    const stats = await client.info('commandstats')
+    return [...stats.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)].reduce((sum, match) => sum + Number(match[1]), 0)
+  } finally {
+    client.disconnect()
+  }
+}
+
 async function statuses(responses: Promise<Response>[]) {
   return Promise.all(responses.map(async (r) => (await r).status))
 }
@@ -54,15 +65,9 @@ describe('per client IP, for everything but authenticated webhooks', () => {
 
   test('requests that come together take their tokens in fewer calls to Redis, each answered as if it came alone', async () => {
     const { base } = await gateway({ RATE_LIMIT_IP_BURST: '5', RATE_LIMIT_IP_PER_SECOND: '0.1' })
-    const client = new Redis(redis.url)
-    const scriptCalls = async () => {
-      const stats = await client.info('commandstats')
-      return [...stats.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)].reduce((sum, match) => sum + Number(match[1]), 0)
-    }
     const before = await scriptCalls()
     const answers = await statuses(Array.from({ length: 12 }, () => post(base, { token: 'guessed-token-0123456789' })))
     const calls = (await scriptCalls()) - before
-    client.disconnect()
     expect(answers.filter((status) => status === 401)).toHaveLength(5)
     expect(answers.filter((status) => status === 429)).toHaveLength(7)
     expect(calls).toBeGreaterThan(0)
@@ -172,11 +177,6 @@ describe('per instance', () => {
   test('with several queue shards, a steady stream of webhooks takes its tokens ahead: about one script per webhook in all, not two', async () => {
     const steady = { instances: [{ id: 'steady', tokens: [ACME_TOKEN], rateLimit: { perSecond: 5000, burst: 5000, ceilingPerSecond: 5000 } }] }
     const { base } = await gateway({ REDIS_QUEUE_SHARDS: '2', REDIS_KEY_PREFIX: '{steady}' }, steady)
-    const client = new Redis(redis.url)
-    const scriptCalls = async () => {
-      const stats = await client.info('commandstats')
-      return [...stats.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)].reduce((sum, match) => sum + Number(match[1]), 0)
-    }
     const before = await scriptCalls()
     // Two senders, each waiting for its answer: the takes mostly come alone, so grouping them alone saves little.
     const sender = async () => {
@@ -186,7 +186,6 @@ describe('per instance', () => {
     }
     const answers = (await Promise.all([sender(), sender()])).flat()
     const calls = (await scriptCalls()) - before
-    client.disconnect()
     expect(answers).toEqual(Array(200).fill(202))
     // Each webhook's lock and job are a script (one per shard call); its token was another one before.
     expect(calls).toBeLessThan(250)
