@@ -515,13 +515,16 @@ function report() {
       '',
       `## Pipeline on one Redis and on a 3-master Redis Cluster (${settings.pipeline.seconds} s per rate, AOF fsync always on every node)`,
       '',
-      '| Redis | rate/s | delivered/s | receive→deliver p50 / p99 ms | lost / dup | Redis CPU µs/event, all nodes | per node | scripts/event | round trips/event, all nodes | per node |',
-      '|---|---|---|---|---|---|---|---|---|---|',
+      '| Redis | rate/s | delivered/s | receive→deliver p50 / p99 ms | lost / dup | Redis CPU µs/event, all nodes | per node | per node ÷ single Redis | scripts/event | µs a script | round trips/event, all nodes | per node |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|',
       ...results.clusterPipeline.flatMap((p) =>
-        p.rows.map(
-          (r) =>
-            `| ${p.label.split(', ').slice(2).join(', ')} | ${r.rate} | ${Math.round(r.delivered / r.seconds)} | ${r.deliver.p50} / ${r.deliver.p99} | ${r.lost} / ${r.duplicated} | ${r.redis.cpuUsecPerEvent} | ${r.redisCpuUsecPerNode.join(', ')} | ${r.redis.scriptsPerEvent} | ${r.redis.readsPerEvent} | ${r.redisRoundTripsPerNode.join(', ')} |`,
-        ),
+        p.rows.map((r) => {
+          // Each node's share of the single Redis's work at the same rate: a third each is even scale-out over three.
+          const single = results.clusterPipeline![0]!.rows.find((row) => row.rate === r.rate)!.redis.cpuUsecPerEvent
+          const shares = r.redisCpuUsecPerNode.map((usec) => (usec / single).toFixed(2)).join(', ')
+          const scriptPrice = Math.round(r.redis.scriptUsecPerEvent / Math.max(0.01, r.redis.scriptsPerEvent))
+          return `| ${p.label.split(', ').slice(2).join(', ')} | ${r.rate} | ${Math.round(r.delivered / r.seconds)} | ${r.deliver.p50} / ${r.deliver.p99} | ${r.lost} / ${r.duplicated} | ${r.redis.cpuUsecPerEvent} | ${r.redisCpuUsecPerNode.join(', ')} | ${shares} | ${r.redis.scriptsPerEvent} | ${scriptPrice} | ${r.redis.readsPerEvent} | ${r.redisRoundTripsPerNode.join(', ')} |`
+        }),
       ),
     )
   }
