@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Queue, QueueEvents } from 'bullmq'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { freePort } from '../../src/process/embedded-redis.ts'
-import { QUEUE, eventLogKey } from '../../src/queue/names.ts'
+import { QUEUE, deliveredKey, eventLogKey } from '../../src/queue/names.ts'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { ACME_TOKEN, testApp, testEnv, webhookRequest, type TestGateway } from '../helpers/deps.ts'
 import { startRecorder } from '../helpers/http-server.ts'
@@ -110,6 +110,28 @@ describe('hookgate worker processes', () => {
     expect(await exited).toBe(0)
     expect(child.output()).toContain('workers stopped')
   })
+
+  test('a webhook job whose worker dies mid-delivery twice is run a third time and delivered, not failed as a poison', async () => {
+    // Every worker above has stopped. Two tries hang; the third is answered.
+    destination.answer('hang', 'hang')
+    const before = destination.requests.length
+    const sent = await send()
+    const marker = deliveredKey(gateway.config.queue.prefix, sent.delivery)
+    for (const tries of [1, 2]) {
+      const doomed = await worker()
+      await destination.received(before + tries)
+      // The webhook job made this try itself (a try handed over would be a delivery job's, and the job done).
+      expect(await deliveries.getJob(sent.delivery)).toBeUndefined()
+      await doomed.stop('SIGKILL')
+      // The dead run's claim on the delivery expires with its timeout; a run before that would wait, not try.
+      while (await gateway.commands.exists(marker)) await Bun.sleep(50)
+    }
+    const third = await worker()
+    const outcome = await Promise.race([routed(sent), webhookJobs.failed(sent.event).then((reason) => ({ failed: reason }))])
+    expect(outcome).toEqual({ routes: [0] })
+    expect(triesOf(sent.delivery).map((r) => r.answered)).toEqual(['hang', 'hang', 200])
+    expect(await third.stop('SIGTERM')).toBe(0)
+  }, 30_000)
 })
 
 describe('a worker run on its own', () => {
