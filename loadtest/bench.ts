@@ -138,6 +138,7 @@ function cpuList(list: string): number[] {
     return Array.from({ length: to! - from! + 1 }, (_, i) => from! + i)
   })
 }
+
 const TOKEN = 'bench-token-0123456789abcdef'
 /** A message id the wrk script and the arrival-rate client replace with a fresh one per request. */
 const PLACEHOLDER_ID = 424242424242
