@@ -2,7 +2,10 @@
 export const LEASE_MS = 50
 /** The most tokens taken ahead in one call. */
 const MAX_LEASE = 64
-/** Past this many buckets, those not used for a second are forgotten (per-IP buckets come and go). */
+/**
+ * Past this many buckets (per-IP buckets come and go) every lease is dropped: a dropped lease only leaves a few tokens
+ * unspent, and the map stays bounded however many clients come at once.
+ */
 const MAX_BUCKETS = 4096
 
 interface Lease {
@@ -32,11 +35,10 @@ export class TokenLeases {
 
   /** Counts a take of the bucket `group` (once per request). */
   demanded(group: string): void {
-    const now = performance.now()
     let lease = this.leases.get(group)
     if (!lease) {
-      if (this.leases.size >= MAX_BUCKETS) this.forgetIdle(now)
-      this.leases.set(group, (lease = { tokens: 0, until: 0, left: 0, demand: 0, since: now }))
+      if (this.leases.size >= MAX_BUCKETS) this.leases.clear()
+      this.leases.set(group, (lease = { tokens: 0, until: 0, left: 0, demand: 0, since: performance.now() }))
     }
     lease.demand++
   }
@@ -67,11 +69,5 @@ export class TokenLeases {
     lease.tokens = tokens
     lease.left = left
     lease.until = performance.now() + LEASE_MS
-  }
-
-  private forgetIdle(now: number): void {
-    for (const [group, lease] of this.leases) {
-      if (now - Math.max(lease.since, lease.until) > 1000) this.leases.delete(group)
-    }
   }
 }
