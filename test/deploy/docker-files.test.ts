@@ -71,14 +71,15 @@ describe('docker compose and stack files', () => {
     expect(services.nginx!.volumes).toEqual(['./nginx/nginx.conf:/etc/nginx/nginx.conf:ro'])
   })
 
-  test('sentinel override: a replica, three sentinels, and hookgate told to use them; every Redis it runs fsyncs always', () => {
+  test('sentinel override: two replicas, three sentinels, and hookgate told to use them and to wait for a replica; every Redis it runs fsyncs always', () => {
     const { services } = yaml('docker-compose.sentinel.yml')
-    for (const name of ['redis', 'redis-replica']) {
+    for (const name of ['redis', 'redis-replica-1', 'redis-replica-2']) {
       expect(String(services[name]!.command)).toContain('appendonly,yes,--appendfsync,always')
       expect(String(services[name]!.command)).toContain('noeviction')
     }
     expect(Object.keys(services).filter((s) => s.startsWith('sentinel-'))).toHaveLength(3)
-    expect(services.api!.environment).toMatchObject({ REDIS_SENTINEL_ENABLED: 'true', REDIS_MASTER_NAME: 'hookgate' })
+    expect(String(services['redis-replica-2']!.command)).toContain('--replicaof,redis,6379')
+    expect(services.api!.environment).toMatchObject({ REDIS_SENTINEL_ENABLED: 'true', REDIS_MASTER_NAME: 'hookgate', REDIS_WAIT_REPLICAS: '1' })
     expect(services.worker!.environment).toEqual(services.api!.environment)
   })
 

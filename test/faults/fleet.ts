@@ -192,6 +192,12 @@ export function summary(fault: string, report: LoadReport, outcome: { missing: n
       `lost ${outcome.missing.length}, duplicated ${outcome.duplicated.length}, answers ${JSON.stringify(report.statuses)}, ` +
       `Redis unavailable to writes for ${window ?? '-'} ms, recovery ${recoveryMs} ms`,
   )
+  // What a lost event was told, and when it was sent (ms after the load's first request): enough to tell which part failed.
+  const start = Math.min(...report.timings.map((t) => t.at))
+  for (const id of outcome.missing) {
+    const answer = report.timings.find((t) => t.id === id)
+    console.log(`[fault]   lost ${id}: answered ${answer?.status} ${answer?.said ?? ''} in ${answer?.ms} ms, sent at +${answer ? answer.at - start : '?'} ms`)
+  }
 }
 
 /** What clients saw of an outage: from the first request spooled to the first queued in Redis again, ms. */

@@ -52,7 +52,8 @@ export async function startCluster(options: { persistent?: boolean; replicas?: 0
     if (!ports.includes(port)) ports.push(port)
   }
   const children = new Map<number, Subprocess>()
-  for (const port of ports) {
+  /** Starts the node on `port` (again, after it was killed: its nodes file and AOF say who it was). */
+  const startNode = async (port: number) => {
     const child = Bun.spawn(
       ['redis-server', '--bind', '127.0.0.1', '--port', String(port), '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`,
         '--dir', dir, '--save', '', '--cluster-node-timeout', replicas ? '1000' : '15000', '--repl-diskless-sync-delay', '0',
@@ -62,6 +63,7 @@ export async function startCluster(options: { persistent?: boolean; replicas?: 0
     if (!(await waitForLine(child.stdout, /Ready to accept connections/, 10_000))) throw new Error(`cluster node ${port} did not start`)
     children.set(port, child)
   }
+  for (const port of ports) await startNode(port)
   const create = Bun.spawnSync(['redis-cli', '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { stdout: 'pipe', stderr: 'pipe' })
   if (create.exitCode !== 0) throw new Error(`redis-cli --cluster create failed:\n${create.stdout}\n${create.stderr}`)
 
@@ -148,6 +150,16 @@ export async function startCluster(options: { persistent?: boolean; replicas?: 0
     },
     /** Resolves once the live nodes agree again on three masters (a replica took over the dead one's slots). */
     failedOver: (dead: number) => settled([...children.keys()], 3, dead),
+    /** Starts a killed node again, as an orchestrator would; resolves once it is back as a replica, in sync. */
+    async restart(port: number) {
+      await startNode(port)
+      const node = new Redis({ host: '127.0.0.1', port })
+      try {
+        while (!((await node.info('replication')) as string).includes('master_link_status:up')) await Bun.sleep(100)
+      } finally {
+        node.disconnect()
+      }
+    },
     async stop() {
       for (const child of children.values()) child.kill('SIGKILL')
       await Promise.all([...children.values()].map((c) => c.exited))

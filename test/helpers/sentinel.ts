@@ -11,8 +11,10 @@ export const REDIS_PASSWORD = 'redis-password-0123'
 export const SENTINEL_PASSWORD = 'sentinel-password-0123'
 
 /**
- * Redis Sentinel from the Debian packages (redis-server, redis-sentinel), on free loopback ports: a master and one
- * replica (AOF fsynced always) watched by three sentinels (quorum 2) that fail over within about a second.
+ * Redis Sentinel from the Debian packages (redis-server, redis-sentinel), on free loopback ports: a master and two
+ * replicas (AOF fsynced always) watched by three sentinels (quorum 2) that fail over within about a second. Two
+ * replicas, as Sentinel's own guide sets it up: after a failover the new master still has one, so writes waiting for a
+ * replica (REDIS_WAIT_REPLICAS) go on being confirmed.
  */
 export async function startSentinelSet() {
   const dir = mkdtempSync(join(tmpdir(), 'hookgate-sentinel-'))
@@ -32,10 +34,12 @@ export async function startSentinelSet() {
     )
 
   const masterPort = await freePort()
-  const replicaPort = await freePort()
+  const replicaPorts = [await freePort(), await freePort()]
   // Diskless sync at once: by default a master waits 5 s for more replicas before it starts a replica's first sync.
-  const master = await server(masterPort, 'master', ['--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0'])
-  const replica = await server(replicaPort, 'replica', ['--replicaof', '127.0.0.1', String(masterPort)])
+  const syncAtOnce = ['--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0']
+  const master = await server(masterPort, 'master', syncAtOnce)
+  const replicas: Subprocess[] = []
+  for (const [i, port] of replicaPorts.entries()) replicas.push(await server(port, `replica-${i}`, [...syncAtOnce, '--replicaof', '127.0.0.1', String(masterPort)]))
   const sentinelPorts = [await freePort(), await freePort(), await freePort()]
   for (const port of sentinelPorts) {
     // Sentinel rewrites its config file: each gets its own, writable.
@@ -60,13 +64,15 @@ export async function startSentinelSet() {
   const sentinels = sentinelPorts.map((port) => ({ host: '127.0.0.1', port }))
   const ask = new Redis({ host: '127.0.0.1', port: sentinelPorts[0], password: SENTINEL_PASSWORD })
 
-  /** Resolves when the replica is in sync and every sentinel knows it and the other sentinels (ready to fail over). */
+  /** Resolves when the replicas are in sync and every sentinel knows them and the other sentinels (ready to fail over). */
   async function ready(): Promise<void> {
-    const replica = new Redis({ host: '127.0.0.1', port: replicaPort, password: REDIS_PASSWORD })
-    try {
-      while (!(await replica.info('replication')).includes('master_link_status:up')) await Bun.sleep(100)
-    } finally {
-      replica.disconnect()
+    for (const port of replicaPorts) {
+      const replica = new Redis({ host: '127.0.0.1', port, password: REDIS_PASSWORD })
+      try {
+        while (!(await replica.info('replication')).includes('master_link_status:up')) await Bun.sleep(100)
+      } finally {
+        replica.disconnect()
+      }
     }
     for (;;) {
       const views = await Promise.all(
@@ -75,7 +81,7 @@ export async function startSentinelSet() {
           try {
             const [master] = (await sentinel.call('SENTINEL', 'masters')) as string[][]
             const field = (name: string) => master![master!.indexOf(name) + 1]
-            return Number(field('num-slaves')) >= 1 && Number(field('num-other-sentinels')) >= 2
+            return Number(field('num-slaves')) >= replicaPorts.length && Number(field('num-other-sentinels')) >= 2
           } finally {
             sentinel.disconnect()
           }
@@ -89,7 +95,6 @@ export async function startSentinelSet() {
   return {
     sentinels,
     masterPort,
-    replicaPort,
     /** REDIS_* settings that point hookgate at this set. */
     env: {
       REDIS_SENTINEL_ENABLED: 'true',
@@ -106,10 +111,12 @@ export async function startSentinelSet() {
       const [, port] = (await ask.call('SENTINEL', 'get-master-addr-by-name', MASTER_NAME)) as [string, string]
       return Number(port)
     },
-    /** Stops the replica's process (SIGSTOP) until the returned call continues it: it confirms no write meanwhile. */
-    stallReplica(): () => void {
-      replica.kill('SIGSTOP')
-      return () => replica.kill('SIGCONT')
+    /** Stops the replicas' processes (SIGSTOP) until the returned call continues them: they confirm no write meanwhile. */
+    stallReplicas(): () => void {
+      for (const replica of replicas) replica.kill('SIGSTOP')
+      return () => {
+        for (const replica of replicas) replica.kill('SIGCONT')
+      }
     },
     /** SIGKILLs the master. */
     async killMaster(): Promise<void> {

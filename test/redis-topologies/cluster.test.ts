@@ -2,11 +2,9 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { Cluster } from 'ioredis'
 import { eventLogKey } from '../../src/queue/names.ts'
 import { LOAD_CONVERSATIONS, loadMessage, startFleet, startLoad, summary } from '../faults/fleet.ts'
-import { freePort } from '../../src/process/embedded-redis.ts'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
 import { startCluster } from '../helpers/cluster.ts'
 import { ACME_TOKEN } from '../helpers/deps.ts'
-import { startApiProcess } from '../helpers/process.ts'
 import { loadConfig } from '../../src/config/config.ts'
 import { routableEvent } from '../../src/ingest/routes.ts'
 import { prefixSlot, shardIndex, shardPrefixes } from '../../src/queue/shards.ts'
@@ -16,11 +14,8 @@ let cluster: Awaited<ReturnType<typeof startCluster>> | undefined
 let fleet: Awaited<ReturnType<typeof startFleet>> | undefined
 let client: Cluster | undefined
 let unused: TestRedis | undefined
-/** An API process with REDIS_WAIT_REPLICAS=1, stopped here too should the test fail before it does. */
-let waiting: Awaited<ReturnType<typeof startApiProcess>> | undefined
 
 afterAll(async () => {
-  await waiting?.stop()
   client?.disconnect()
   await fleet?.stop()
   await cluster?.stop()
@@ -99,14 +94,12 @@ describe('Redis Cluster: three masters', () => {
     cluster = await startCluster({ replicas: 1 })
     client = new Cluster(cluster.ports.map((port) => ({ host: '127.0.0.1', port })))
     unused ??= await startRedis()
-    fleet = await startFleet(unused, cluster.env, undefined, client)
-
-    // With REDIS_WAIT_REPLICAS=1 an event counts as queued once the replica of its shard's master has it too.
-    const env = { ...fleet.env, PORT: String(await freePort()), REDIS_WAIT_REPLICAS: '1' }
-    const api = (waiting = await startApiProcess(env))
-    const { queue } = loadConfig(env)
+    // Replication is asynchronous: only with REDIS_WAIT_REPLICAS does an acknowledged event survive its master's death.
+    // An event counts as queued once the replica of its shard's master has it too.
+    fleet = await startFleet(unused, { ...cluster.env, REDIS_WAIT_REPLICAS: '1' }, undefined, client)
+    const { queue } = loadConfig(fleet.env)
     const post = async (payload: ReturnType<typeof chatwoot.messageCreatedIncoming>) => {
-      const url = `http://127.0.0.1:${api.port}/webhook/chatwoot/acme?token=${ACME_TOKEN}`
+      const url = `${fleet!.base}/webhook/chatwoot/acme?token=${ACME_TOKEN}`
       const body = toChatwootJson(payload)
       return (await (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).json()) as { status: string }
     }
@@ -125,8 +118,6 @@ describe('Redis Cluster: three masters', () => {
     const third = chatwoot.messageCreatedIncoming({ messageId: 5_999_997, conversationId: 5_999_997 })
     resume = cluster.stall(await replicaOfEvent(third))
     expect(await post(third).finally(resume)).toMatchObject({ status: 'spooled' })
-    await api.stop()
-    waiting = undefined
 
     const load = startLoad(fleet.base)
     await load.answered(200)
@@ -134,6 +125,8 @@ describe('Redis Cluster: three masters', () => {
     const killedAt = Date.now()
     await cluster.failedOver(killed)
     const failedOverMs = Date.now() - killedAt
+    // Until the killed node is back, as its new master's replica, that master's events are spooled too.
+    await cluster.restart(killed)
     await load.answered(300)
     const report = await load.stop()
     const outcome = await fleet.settle(report.accepted, 90_000)
