@@ -40,10 +40,19 @@ export interface AcceptBatcher {
 /** The most events one call carries (one job's data): a few hundred KB of bodies at most. */
 const MAX_BATCH_EVENTS = 64
 
+/**
+ * Lua: the lock, once its event's job is added in the same call, belongs to that job: the request's spooled copy,
+ * replayed with the same owner, then finds the event queued even after the job ran and was removed (else it would
+ * queue it again), and releasing the lock after a late answer leaves it be.
+ */
+const ownedByJob = (lockKey: string, jobId: string) => `redis.call('SET', ${lockKey}, ${jobId}, 'XX', 'KEEPTTL')`
 /** dedupe-lock.lua, then the event's job in the same call when the lock is taken: the job's id, or 0. */
-const lockAndAddScript = withJobAdd(dedupeLockScript, 'if result == 1 then return addJob() end\nreturn result')
+const lockAndAddScript = withJobAdd(dedupeLockScript, `if result == 1 then ${ownedByJob('ownKeys[1]', 'ownArgs[3]')} return addJob() end\nreturn result`)
 /** token-bucket.lua with the lock, then the job in the same call when the lock is taken and nothing delays it. */
-const takeTokenAndAddScript = withJobAdd(tokenBucketScript, 'if result[3] == 1 and result[2] == 0 then result[4] = addJob() end\nreturn result')
+const takeTokenAndAddScript = withJobAdd(
+  tokenBucketScript,
+  `if result[3] == 1 and result[2] == 0 then ${ownedByJob('ownKeys[2]', 'ownArgs[8]')} result[4] = addJob() end\nreturn result`,
+)
 
 /**
  * Several events in one call: for each, the token (token-bucket.lua on its bucket alone), then the lock with its lanes
@@ -91,9 +100,7 @@ while a <= #ARGV do
     if answer[3] == 1 and not shaped then
       events[#events + 1] = data
       answer[4] = 1
-      -- Owned by the batch from now on: a retry of this request (its spooled copy, same owner) finds the event queued,
-      -- as it would find a job of its own, and releasing the lock after a late answer leaves it be.
-      redis.call('SET', lockKeys[1], batchJobId, 'XX', 'KEEPTTL')
+      ${ownedByJob('lockKeys[1]', 'batchJobId')}
     end
   end
   answers[#answers + 1] = answer

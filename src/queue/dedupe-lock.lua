@@ -4,8 +4,8 @@
   KEYS[1]  dedupe lock key   ({hookgate}:dedupe:<dedupeKey>)
   KEYS[2]  BullMQ job key    ({hookgate}:webhook:<dedupeKey>)
   ARGV[1]  lock lifetime, ms
-  ARGV[2]  owner (a value unique to this request, so only its owner releases the lock; once the event is queued in a
-           batch job, src/queue/accept-batch.ts sets the lock to that job's id: the event is queued, whoever asks)
+  ARGV[2]  owner (a value unique to this request, so only its owner releases the lock; once the event's job is added in
+           the same call, src/queue/accept-batch.ts sets the lock to that job's id: the event is queued, whoever asks)
   KEYS[3…] the conversation lanes of the event's ordered routes: the event's job id (ARGV[3]) joins their tail when
            the lock is new, so a lane holds its events in the order they were accepted; ARGV[4] the lanes' lifetime, ms
 

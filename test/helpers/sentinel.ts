@@ -12,7 +12,7 @@ export const SENTINEL_PASSWORD = 'sentinel-password-0123'
 
 /**
  * Redis Sentinel from the Debian packages (redis-server, redis-sentinel), on free loopback ports: a master and two
- * replicas (AOF fsynced always) watched by three sentinels (quorum 2) that fail over within about a second. Two
+ * replicas (AOF fsynced always) watched by three sentinels (quorum 2) that fail over within about four seconds. Two
  * replicas, as Sentinel's own guide sets it up: after a failover the new master still has one, so writes waiting for a
  * replica (REDIS_WAIT_REPLICAS) go on being confirmed.
  */
@@ -53,7 +53,9 @@ export async function startSentinelSet() {
         `requirepass ${SENTINEL_PASSWORD}`,
         `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${masterPort} 2`,
         `sentinel auth-pass ${MASTER_NAME} ${REDIS_PASSWORD}`,
-        `sentinel down-after-milliseconds ${MASTER_NAME} 1000`,
+        // Not 1 s: a new master stalled that long on its fsyncs (the disk busy elsewhere) was taken for dead and a second
+        // failover promoted the other replica, discarding what the first had not yet passed on.
+        `sentinel down-after-milliseconds ${MASTER_NAME} 3000`,
         `sentinel failover-timeout ${MASTER_NAME} 5000`,
         `sentinel parallel-syncs ${MASTER_NAME} 1`,
         '',

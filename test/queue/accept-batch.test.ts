@@ -40,7 +40,7 @@ afterAll(async () => {
 const conversation = { accountId: 1, conversationId: 77 }
 const data = (id: number): WebhookJobData => ({ instanceId: 'acme', event: 'message_created', body: `{"id":${id}}`, deliveryId: undefined, receivedAt: Date.now(), lanes: [0] })
 
-describe('events accepted together', () => {
+describe('the accept call', () => {
   test('are queued as one job, in order in their lane; a retry of one with its owner (its spooled copy) finds it queued', async () => {
     const events = [1, 2, 3].map((id) => ({ id: `acme.message_created.m${id}`, data: data(id) }))
     const locks = events.map(({ id, data }) => enqueuer.lockFor(id, { instanceId: 'acme', conversation, lanes: [0], job: data }))
@@ -59,5 +59,20 @@ describe('events accepted together', () => {
     expect(await enqueuer.enqueueWebhook(replay, events[1]!.data)).toEqual({ status: 'already_queued', jobId: events[1]!.id })
     expect(await webhook.getJobs(['waiting'])).toHaveLength(2)
     expect(await client.llen(locks[0]!.lanes[0]!)).toBe(3)
+  })
+
+  test('an event queued alone whose job already ran and was removed: its spooled copy (same owner) queues nothing again', async () => {
+    const bucket = { key: `${config.queue.prefix}:test-bucket`, args: [1, 100, 100, 0, 0] }
+    for (const [n, withBucket] of [[4, false], [5, true]] as const) {
+      const id = `acme.message_created.m${n}`
+      const lock = enqueuer.lockFor(id, { instanceId: 'acme', conversation: undefined, job: data(n) })
+      expect(await batcher.accept({ lock, add: lock.add!, bucket: withBucket ? bucket : undefined })).toMatchObject({ locked: true, queued: true })
+      const { webhook } = queues.shards[0]!
+      await (await Job.fromId(webhook, id))!.remove()
+
+      const replay = enqueuer.lockFor(id, { instanceId: 'acme', conversation: undefined, job: data(n) }, lock.owner)
+      expect(await enqueuer.enqueueWebhook(replay, data(n))).toEqual({ status: 'already_queued', jobId: id })
+      expect(await Job.fromId(webhook, id)).toBeUndefined()
+    }
   })
 })
