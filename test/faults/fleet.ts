@@ -1,4 +1,6 @@
 import { Queue, type ConnectionOptions } from 'bullmq'
+import { readdirSync } from 'node:fs'
+import { loadConfig } from '../../src/config/config.ts'
 import { freePort } from '../../src/process/embedded-redis.ts'
 import { QUEUE } from '../../src/queue/names.ts'
 import { chatwoot, toChatwootJson } from '../fixtures/chatwoot.ts'
@@ -91,6 +93,14 @@ export async function startFleet(
         duplicated: [...counts].filter(([, n]) => n > 1).map(([id]) => id),
         settledAt,
       }
+    },
+    /** The spool files still there after waiting up to `timeoutMs` for the replays to empty the spool. */
+    async spoolLeft(timeoutMs = 15_000): Promise<string[]> {
+      const { dir } = loadConfig(fleetEnv).spool
+      const files = () => readdirSync(dir).filter((name) => name.includes('.spool'))
+      // Nothing announces the last file's removal across processes: poll, bounded.
+      for (const deadline = Date.now() + timeoutMs; files().length > 0 && Date.now() < deadline; ) await Bun.sleep(200)
+      return files()
     },
     async stop() {
       await gateway.stop('SIGKILL')
@@ -192,9 +202,10 @@ export function summary(fault: string, report: LoadReport, outcome: { missing: n
       `lost ${outcome.missing.length}, duplicated ${outcome.duplicated.length}, answers ${JSON.stringify(report.statuses)}, ` +
       `Redis unavailable to writes for ${window ?? '-'} ms, recovery ${recoveryMs} ms`,
   )
-  // What a lost event was told, and when it was sent (ms after the load's first request): enough to tell which part failed.
+  // What the first lost events were told, and when they were sent (ms after the load's first request): enough to tell
+  // which part failed.
   const start = Math.min(...report.timings.map((t) => t.at))
-  for (const id of outcome.missing) {
+  for (const id of outcome.missing.slice(0, 10)) {
     const answer = report.timings.find((t) => t.id === id)
     console.log(`[fault]   lost ${id}: answered ${answer?.status} ${answer?.said ?? ''} in ${answer?.ms} ms, sent at +${answer ? answer.at - start : '?'} ms`)
   }

@@ -135,9 +135,13 @@ export async function startCluster(options: { persistent?: boolean; replicas?: 0
     async replicaOf(slot: number): Promise<number> {
       const node = new Redis({ host: '127.0.0.1', port: [...children.keys()][0]! })
       try {
-        const slots = (await node.call('CLUSTER', 'SLOTS')) as [number, number, ...[string, number][]][]
-        const [, , , replica] = slots.find(([from, to]) => from <= slot && slot <= to)!
-        return replica![1]
+        // A node lists a replica in CLUSTER SLOTS only once gossip told it of the replica: asked too early, it has none.
+        for (;;) {
+          const slots = (await node.call('CLUSTER', 'SLOTS')) as [number, number, ...[string, number][]][]
+          const [, , , replica] = slots.find(([from, to]) => from <= slot && slot <= to)!
+          if (replica) return replica[1]
+          await Bun.sleep(100)
+        }
       } finally {
         node.disconnect()
       }

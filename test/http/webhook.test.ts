@@ -298,7 +298,7 @@ describe('REDIS_WAIT_REPLICAS', () => {
       // This Redis has no replica: the job is on it, but only the spool makes it safe from a failover.
       expect({ status: response.status, said: body.status }).toEqual({ status: 202, said: 'spooled' })
       expect(await gateway.queue.getJob(body.jobId)).toBeDefined()
-      await until(async () => gateway.logs.some((line) => line.includes('replicas did not confirm; the file is kept')))
+      await until(async () => gateway.logs.some((line) => line.includes('replicas did not confirm; the files are kept')))
       const health = (await (await gateway.app.handle(new Request('http://localhost/health'))).json()) as { spool: { pending: number } }
       expect(health.spool.pending).toBe(1)
     } finally {
