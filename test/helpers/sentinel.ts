@@ -65,6 +65,11 @@ export async function startSentinelSet() {
   }
   const sentinels = sentinelPorts.map((port) => ({ host: '127.0.0.1', port }))
   const ask = new Redis({ host: '127.0.0.1', port: sentinelPorts[0], password: SENTINEL_PASSWORD })
+  // The masters the first sentinel switched to (its +switch-master events): a second failover explains a failed test.
+  const switches: string[] = []
+  const events = new Redis({ host: '127.0.0.1', port: sentinelPorts[0], password: SENTINEL_PASSWORD })
+  await events.subscribe('+switch-master')
+  events.on('message', (_channel: string, message: string) => switches.push(message.split(' ').slice(3).join(':')))
 
   /** Resolves when the replicas are in sync and every sentinel knows them and the other sentinels (ready to fail over). */
   async function ready(): Promise<void> {
@@ -108,6 +113,8 @@ export async function startSentinelSet() {
     /** How the test itself reaches the master through the sentinels. */
     connection: { sentinels, name: MASTER_NAME, password: REDIS_PASSWORD, sentinelPassword: SENTINEL_PASSWORD },
     ready,
+    /** Each master the sentinels failed over to so far, as host:port. */
+    switches: () => [...switches],
     /** The port the sentinels name as master now. */
     async currentMasterPort(): Promise<number> {
       const [, port] = (await ask.call('SENTINEL', 'get-master-addr-by-name', MASTER_NAME)) as [string, string]
@@ -127,6 +134,7 @@ export async function startSentinelSet() {
     },
     async stop(): Promise<void> {
       ask.disconnect()
+      events.disconnect()
       for (const child of children) child.kill('SIGKILL')
       await Promise.all(children.map((child) => child.exited))
     },

@@ -56,7 +56,7 @@ describe('Redis Sentinel: master, two replicas, three sentinels, passwords on bo
     await load.answered(200)
     const report = await load.stop()
     const outcome = await fleet.settle(report.accepted)
-    summary(`sentinel failover (promoted after ${promotedAfterMs} ms)`, report, outcome, outcome.settledAt - killedAt)
+    summary(`sentinel failover (promoted after ${promotedAfterMs} ms; switched to ${set.switches().join(', then ')})`, report, outcome, outcome.settledAt - killedAt)
     expect(Object.keys(report.statuses).filter((status) => Number(status) >= 500 || status === '0')).toEqual([])
     expect(outcome.missing).toEqual([])
     // With a replica to confirm them again, the spooled events' files go.
